@@ -1,0 +1,51 @@
+/**
+ * Errors raised by the engines.
+ *
+ * Callers MUST recognise an error by its `code`, never with `instanceof`: dynamic providers are
+ * serialized and may load a second copy of this module, so class identity is not reliable.
+ */
+
+/** Stable codes for errors a caller may need to tell apart. */
+export type AirgapErrorCode =
+    /** An argument is missing, malformed or out of range. `argument` names it. */
+    | "ERR_INVALID_ARGUMENT"
+    /** A signature or hash did not verify. */
+    | "ERR_VERIFICATION"
+    /** Something the caller asked for does not exist upstream. */
+    | "ERR_NOT_FOUND"
+    /** A network request failed after retries. */
+    | "ERR_NETWORK"
+    /** A query or file could not be parsed. */
+    | "ERR_PARSE"
+    /** A dependency could not be satisfied. */
+    | "ERR_UNSATISFIABLE"
+    /** A filesystem operation failed. */
+    | "ERR_IO";
+
+export interface AirgapErrorOptions {
+    /** The argument (dotted path, e.g. `registries[0].source`) that the error is about. */
+    argument?: string;
+    cause?: unknown;
+}
+
+export class AirgapError extends Error {
+    public readonly code: AirgapErrorCode;
+    public readonly argument?: string;
+
+    constructor(code: AirgapErrorCode, message: string, options: AirgapErrorOptions = {}) {
+        super(message, options.cause === undefined ? undefined : { cause: options.cause });
+        this.name = "AirgapError";
+        this.code = code;
+        this.argument = options.argument;
+    }
+}
+
+/** An error about an argument: the message starts with the argument's name. */
+export function invalidArgument(argument: string, problem: string, cause?: unknown): AirgapError {
+    return new AirgapError("ERR_INVALID_ARGUMENT", `${argument}: ${problem}`, { argument, cause });
+}
+
+/** True when `err` carries the given code (works across copies of this module). */
+export function hasCode(err: unknown, code: AirgapErrorCode): boolean {
+    return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
+}

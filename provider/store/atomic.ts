@@ -1,0 +1,51 @@
+/**
+ * Small filesystem primitives that every publisher uses: a reader sees the old file or the new
+ * one, never a partial write.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** Writes `data` beside `target` under a temporary name, syncs it, then renames it over `target`. */
+export function writeFileAtomic(target: string, data: string | Buffer, mode = 0o644): void {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString("hex")}`);
+    const fd = fs.openSync(tmp, "wx", mode);
+    try {
+        fs.writeFileSync(fd, data);
+        fs.fsyncSync(fd);
+    } catch (err) {
+        fs.closeSync(fd);
+        fs.rmSync(tmp, { force: true });
+        throw err;
+    }
+    fs.closeSync(fd);
+    try {
+        fs.chmodSync(tmp, mode);
+        fs.renameSync(tmp, target);
+    } catch (err) {
+        fs.rmSync(tmp, { force: true });
+        throw err;
+    }
+}
+
+/** Copies `source` to `target` atomically, keeping its mode. */
+export function copyFileAtomic(source: string, target: string): void {
+    writeFileAtomic(target, fs.readFileSync(source), fs.statSync(source).mode & 0o7777);
+}
+
+export function sha256(data: string | Buffer): string {
+    return createHash("sha256").update(data).digest("hex");
+}
+
+/** Hex SHA256 of a file's bytes, or undefined when it does not exist. */
+export function sha256File(file: string): string | undefined {
+    try {
+        return sha256(fs.readFileSync(file));
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+            return undefined;
+        }
+        throw err;
+    }
+}
