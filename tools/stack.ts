@@ -56,7 +56,9 @@ export function linkPackages(workDir: string): void {
     }
 }
 
-export function pulumiEnv(opts: Pick<LocalStackOptions, "stateDir" | "passphrase" | "toolsRoot" | "pulumiHome" | "env">) {
+export function pulumiEnv(
+    opts: Pick<LocalStackOptions, "stateDir" | "passphrase" | "toolsRoot" | "pulumiHome" | "env">,
+) {
     const tools = opts.toolsRoot ?? path.join(packageRoot, ".tools");
     return {
         PULUMI_BACKEND_URL: `file://${path.resolve(opts.stateDir)}`,
@@ -128,7 +130,13 @@ export function stepCollector() {
             for (const [k, v] of Object.entries(meta.detailedDiff ?? {})) {
                 detailed[k] = String((v as { kind?: unknown }).kind ?? "");
             }
-            steps.push({ op: meta.op, urn: meta.urn, type: meta.type, diffs: meta.diffs ?? [], detailedDiff: detailed });
+            steps.push({
+                op: meta.op,
+                urn: meta.urn,
+                type: meta.type,
+                diffs: meta.diffs ?? [],
+                detailedDiff: detailed,
+            });
         },
     };
 }

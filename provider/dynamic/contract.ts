@@ -1,0 +1,59 @@
+/**
+ * The shape of a dynamic provider's operations, in plain TypeScript. Each resource's engine
+ * module exports these functions; the Pulumi-facing provider object forwards to them.
+ */
+
+export interface CheckFailure {
+    property: string;
+    reason: string;
+}
+
+export interface CheckResult<T> {
+    inputs: T;
+    failures: CheckFailure[];
+}
+
+export interface DiffResult {
+    changes: boolean;
+    replaces?: string[];
+    deleteBeforeReplace?: boolean;
+}
+
+export interface CreateResult<O> {
+    id: string;
+    outs: O;
+}
+
+export interface ReadResult<O> {
+    id: string;
+    props: O;
+}
+
+export interface UpdateResult<O> {
+    outs: O;
+}
+
+export interface Operations<I, O> {
+    check(olds: Partial<I>, news: I): Promise<CheckResult<I>>;
+    diff(id: string, olds: O, news: I): Promise<DiffResult>;
+    create(inputs: I): Promise<CreateResult<O>>;
+    read(id: string, props: O): Promise<ReadResult<O>>;
+    update(id: string, olds: O, news: I): Promise<UpdateResult<O>>;
+    delete(id: string, props: O): Promise<void>;
+}
+
+/** The engine's placeholder for a value not known during preview. */
+export const unknownValue = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+export function containsUnknown(value: unknown): boolean {
+    return JSON.stringify(value ?? null).includes(unknownValue);
+}
+
+/** JSON with object keys sorted, for comparing inputs regardless of key order. */
+export function canonicalJson(value: unknown): string {
+    return JSON.stringify(value, (_k, v) =>
+        v && typeof v === "object" && !Array.isArray(v)
+            ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+            : v,
+    );
+}

@@ -1,0 +1,84 @@
+/**
+ * HostMirrorConfig's provider operations, called by the dynamic provider at run time.
+ * `read` and `delete` run the code stored in state by older versions too: they accept records
+ * without the fields added since (see FileRecord.dirs).
+ */
+import {
+    type CheckResult,
+    canonicalJson,
+    containsUnknown,
+    type DiffResult,
+    type Operations,
+} from "../dynamic/contract";
+import { sha256 } from "../store/atomic";
+import { applyFiles, readFiles, removeFiles } from "./apply";
+import { renderHostFiles } from "./render";
+import type { FileRecord, HostMirrorSpec } from "./types";
+import { assertValidHostMirrorSpec, validateHostMirrorSpec } from "./validate";
+
+export interface HostMirrorState extends HostMirrorSpec {
+    /** Path (relative to root) → SHA256 of the file as last read; "" when it is missing. */
+    files: Record<string, string>;
+    records: FileRecord[];
+}
+
+const inputKeys = ["name", "target", "registries", "caCertificates", "apt"] as const;
+
+function rootOf(spec: Pick<HostMirrorSpec, "target">): string {
+    return spec.target?.local?.root ?? "/";
+}
+
+function specOf(value: HostMirrorSpec): HostMirrorSpec {
+    const spec: Record<string, unknown> = {};
+    for (const k of inputKeys) {
+        if (value[k] !== undefined) {
+            spec[k] = value[k];
+        }
+    }
+    return spec as unknown as HostMirrorSpec;
+}
+
+function stateOf(spec: HostMirrorSpec, records: FileRecord[]): HostMirrorState {
+    return { ...specOf(spec), records, files: Object.fromEntries(records.map((r) => [r.path, r.sha256])) };
+}
+
+export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
+    async check(_olds, news): Promise<CheckResult<HostMirrorSpec>> {
+        if (containsUnknown(news)) {
+            return { inputs: news, failures: [] };
+        }
+        const problems = await validateHostMirrorSpec(news);
+        return { inputs: news, failures: problems.map((p) => ({ property: p.argument, reason: p.problem })) };
+    },
+
+    async diff(_id, olds, news): Promise<DiffResult> {
+        const replaces = canonicalJson(olds.target) !== canonicalJson(news.target) ? ["target"] : [];
+        if (containsUnknown(news)) {
+            return { changes: true, replaces };
+        }
+        const inputsChanged = canonicalJson(specOf(olds)) !== canonicalJson(specOf(news));
+        const wanted = Object.fromEntries(renderHostFiles(news).map((f) => [f.path, sha256(f.content)]));
+        const filesChanged = canonicalJson(wanted) !== canonicalJson(olds.files ?? {});
+        return { changes: inputsChanged || filesChanged || replaces.length > 0, replaces };
+    },
+
+    async create(inputs) {
+        await assertValidHostMirrorSpec(inputs);
+        const records = applyFiles(rootOf(inputs), inputs.name, renderHostFiles(inputs), []);
+        return { id: `${rootOf(inputs)}#${inputs.name}`, outs: stateOf(inputs, records) };
+    },
+
+    async read(id, props) {
+        return { id, props: stateOf(props, readFiles(rootOf(props), props.records ?? [])) };
+    },
+
+    async update(_id, olds, news) {
+        await assertValidHostMirrorSpec(news);
+        const records = applyFiles(rootOf(news), news.name, renderHostFiles(news), olds.records ?? []);
+        return { outs: stateOf(news, records) };
+    },
+
+    async delete(_id, props) {
+        removeFiles(rootOf(props), props.records ?? []);
+    },
+};

@@ -1,0 +1,80 @@
+import * as pulumi from "@pulumi/pulumi";
+import { forwardingProvider } from "../provider/dynamic/provider";
+
+export interface RegistryMirrorArgs {
+    /** Registry (or `registry/namespace` prefix) whose pulls are redirected, e.g. "quay.io". */
+    source: pulumi.Input<string>;
+    /** Mirror locations tried in order, `host[:port][/namespace]`, no scheme. */
+    mirrors: pulumi.Input<pulumi.Input<string>[]>;
+    /** Use the mirrors only for pulls by digest. Defaults to true. */
+    mirrorByDigestOnly?: pulumi.Input<boolean>;
+    /** Allow plain HTTP or unverified TLS to the mirrors. Defaults to false. */
+    insecure?: pulumi.Input<boolean>;
+}
+
+export interface CaCertificateArgs {
+    /** File name without extension: `usr/local/share/ca-certificates/<name>.crt`. */
+    name: pulumi.Input<string>;
+    /** One or more PEM certificates. */
+    pem: pulumi.Input<string>;
+}
+
+export interface AptSourceArgs {
+    /** File name without extension: `etc/apt/sources.list.d/<name>.sources`. */
+    name: pulumi.Input<string>;
+    uris: pulumi.Input<pulumi.Input<string>[]>;
+    suites: pulumi.Input<pulumi.Input<string>[]>;
+    /** Required unless every suite is an exact path ending in "/". */
+    components?: pulumi.Input<pulumi.Input<string>[]>;
+    /** Armored OpenPGP public key(s); written to `etc/apt/keyrings/<name>.asc` and named by Signed-By. */
+    signedBy: pulumi.Input<string>;
+    /** Defaults to every architecture the host has. */
+    architectures?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+export interface HostTargetArgs {
+    /** The local host. `root` stands for `/` and defaults to "/"; tests point it at a temporary directory. */
+    local: pulumi.Input<{ root?: pulumi.Input<string> }>;
+}
+
+export interface HostMirrorConfigArgs {
+    target: pulumi.Input<HostTargetArgs>;
+    /** Name of the registries drop-in and of the backup folder. Defaults to the resource name. */
+    name?: pulumi.Input<string>;
+    /** Rendered to `etc/containers/registries.conf.d/<name>.conf` (registries.conf v2). */
+    registries?: pulumi.Input<pulumi.Input<RegistryMirrorArgs>[]>;
+    /** Written to `usr/local/share/ca-certificates/<name>.crt`. */
+    caCertificates?: pulumi.Input<pulumi.Input<CaCertificateArgs>[]>;
+    /** deb822 sources with their keyrings. */
+    apt?: pulumi.Input<pulumi.Input<AptSourceArgs>[]>;
+}
+
+/**
+ * Points a host at the site's mirrors: containers `registries.conf.d` drop-in, CA certificates,
+ * APT deb822 sources and keyrings. Files are written atomically; originals are kept and restored
+ * on destroy; `pulumi refresh` reports files edited or removed by hand, `pulumi up` restores them.
+ */
+export class HostMirrorConfig extends pulumi.dynamic.Resource {
+    /** Path (relative to the root) → SHA256 of each managed file; "" for a file found missing. */
+    declare public readonly files: pulumi.Output<Record<string, string>>;
+    declare public readonly name: pulumi.Output<string>;
+
+    constructor(name: string, args: HostMirrorConfigArgs, opts?: pulumi.CustomResourceOptions) {
+        super(
+            forwardingProvider("pulumi-airgap/provider/host/operations"),
+            name,
+            {
+                name: args.name ?? name,
+                target: args.target,
+                registries: args.registries ?? [],
+                caCertificates: args.caCertificates ?? [],
+                apt: args.apt ?? [],
+                files: undefined,
+                records: undefined,
+            },
+            opts,
+            "airgap",
+            "HostMirrorConfig",
+        );
+    }
+}

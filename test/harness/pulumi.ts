@@ -1,0 +1,109 @@
+/**
+ * End-to-end helper: a throw-away Pulumi project in a temp dir, on a file:// backend with a
+ * passphrase secrets provider, driven by the real Pulumi CLI. Never touches ~/.pulumi.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { PulumiFn, Stack } from "@pulumi/pulumi/automation";
+import { openLocalStack, type ResourceStep, stepCollector } from "../../tools/stack";
+
+export interface TestStack {
+    readonly dir: string;
+    readonly stack: Stack;
+    /** `pulumi up`; returns the resource steps and the stack outputs (plain values). */
+    up(): Promise<{ steps: ResourceStep[]; outputs: Record<string, unknown>; changes: Record<string, number> }>;
+    /** `pulumi preview --diff`; with `expectNoChanges` the CLI itself fails on any change. */
+    preview(opts?: { expectNoChanges?: boolean }): Promise<{ steps: ResourceStep[]; changes: Record<string, number> }>;
+    /** `pulumi refresh`; `changes.update` counts resources whose state differed from reality. */
+    refresh(): Promise<{ changes: Record<string, number> }>;
+    destroy(): Promise<{ changes: Record<string, number> }>;
+    /** Output of the last operation (for failure messages). */
+    lastOutput(): string;
+    /** Removes the stack and the temp dir. */
+    dispose(): Promise<void>;
+}
+
+const plain = (outputs: Record<string, { value: unknown }>) =>
+    Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value]));
+
+/** Creates a project named `name` running `program` inline. */
+export async function createTestStack(name: string, program: PulumiFn): Promise<TestStack> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `airgap-e2e-${name}-`));
+    const stack = await openLocalStack({
+        workDir: path.join(dir, "project"),
+        stateDir: path.join(dir, "state"),
+        projectName: name,
+        stackName: "test",
+        passphrase: "test-passphrase",
+        program,
+    });
+    let output = "";
+    const onOutput = (s: string) => {
+        output += s;
+    };
+    const run = async <T>(f: () => Promise<T>): Promise<T> => {
+        output = "";
+        try {
+            return await f();
+        } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            throw new Error(`${message}\n--- pulumi output ---\n${output}`, { cause: err });
+        }
+    };
+    return {
+        dir,
+        stack,
+        async up() {
+            const c = stepCollector();
+            const r = await run(() => stack.up({ onOutput, onEvent: c.onEvent, diff: true }));
+            return { steps: c.steps, outputs: plain(r.outputs), changes: r.summary.resourceChanges ?? {} };
+        },
+        async preview(opts = {}) {
+            const c = stepCollector();
+            const r = await run(() =>
+                stack.preview({ onOutput, onEvent: c.onEvent, diff: true, expectNoChanges: opts.expectNoChanges }),
+            );
+            return { steps: c.steps, changes: r.changeSummary as Record<string, number> };
+        },
+        async refresh() {
+            const r = await run(() => stack.refresh({ onOutput }));
+            return { changes: r.summary.resourceChanges ?? {} };
+        },
+        async destroy() {
+            const r = await run(() => stack.destroy({ onOutput }));
+            return { changes: r.summary.resourceChanges ?? {} };
+        },
+        lastOutput: () => output,
+        async dispose() {
+            try {
+                await stack.workspace.removeStack(stack.name, { force: true });
+            } finally {
+                if (process.env.KEEP_TMP !== "1") {
+                    fs.rmSync(dir, { recursive: true, force: true });
+                }
+            }
+        },
+    };
+}
+
+/** Every file under `root` → sha256 and mode; directories listed with "dir". For before/after checks. */
+export function snapshotTree(root: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    const walk = (rel: string) => {
+        for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+            const r = path.posix.join(rel, entry.name);
+            if (entry.isDirectory()) {
+                out[r] = "dir";
+                walk(r);
+            } else {
+                const full = path.join(root, r);
+                const hash = createHash("sha256").update(fs.readFileSync(full)).digest("hex");
+                out[r] = `${hash} ${(fs.statSync(full).mode & 0o7777).toString(8)}`;
+            }
+        }
+    };
+    walk("");
+    return out;
+}
