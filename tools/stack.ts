@@ -33,6 +33,8 @@ export interface LocalStackOptions {
     config?: Record<string, string>;
     /** Extra environment for the CLI and the plugins it starts. */
     env?: Record<string, string>;
+    /** Use the Pulumi.yaml already in `workDir` instead of writing one. */
+    existingProject?: boolean;
 }
 
 /**
@@ -91,11 +93,9 @@ export async function openLocalStack(opts: LocalStackOptions): Promise<Stack> {
             pulumiHome: envVars.PULUMI_HOME,
             pulumiCommand,
             envVars,
-            projectSettings: {
-                name: opts.projectName,
-                runtime: "nodejs",
-                backend: { url: envVars.PULUMI_BACKEND_URL },
-            },
+            projectSettings: opts.existingProject
+                ? undefined
+                : { name: opts.projectName, runtime: "nodejs", backend: { url: envVars.PULUMI_BACKEND_URL } },
             secretsProvider: "passphrase",
         },
     );
