@@ -1,0 +1,229 @@
+/**
+ * The `pool/` of a published APT repository: where each `.deb` lives, and how it gets there.
+ *
+ * Layout, as Debian's archive and aptly lay it out:
+ *
+ *     pool/<component>/<prefix>/<source>/<name>_<version without epoch>_<arch>.deb
+ *
+ * where `<prefix>` is the first letter of the source package name, or its first four letters
+ * when the name starts with "lib" (`pool/main/libf/libfoo/...`).
+ *
+ * Contract: a pool file, once placed, is never rewritten in place. A target that already holds
+ * the right bytes (checked by SHA256) is kept; otherwise the file is linked or copied beside
+ * the target under a temporary name, hashed there, synced, and renamed over it. Publishing
+ * places pool files before the indexes that name them are switched in, and removes a pool file
+ * only once no published index names it.
+ */
+
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { AirgapError } from "../errors";
+import type { PackageRecord } from "./types";
+
+/** `libfoo` → `libf`, `nginx` → `n`. */
+export function poolPrefix(source: string): string {
+    return source.startsWith("lib") && source.length > 3 ? source.slice(0, 4) : source.slice(0, 1);
+}
+
+/** The Debian file name of a package: `<name>_<version without epoch>_<arch>.deb`. */
+export function debFileName(name: string, version: string, architecture: string): string {
+    const colon = version.indexOf(":");
+    return `${name}_${colon >= 0 ? version.slice(colon + 1) : version}_${architecture}.deb`;
+}
+
+/** Where a package is published, relative to the repository root (always `/`-separated). */
+export function poolPath(record: Pick<PackageRecord, "name" | "version" | "architecture" | "component" | "source">) {
+    return `pool/${record.component}/${poolPrefix(record.source)}/${record.source}/${debFileName(
+        record.name,
+        record.version,
+        record.architecture,
+    )}`;
+}
+
+/** Lower-case hex SHA256 and size of a file, read as a stream; undefined when it does not exist. */
+export async function hashFile(file: string): Promise<{ sha256: string; size: number } | undefined> {
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+        for await (const chunk of createReadStream(file)) {
+            hash.update(chunk as Buffer);
+            size += (chunk as Buffer).length;
+        }
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+            return undefined;
+        }
+        throw err;
+    }
+    return { sha256: hash.digest("hex"), size };
+}
+
+/** Opens a directory and fsyncs it, so that renames and links inside it survive a crash. */
+export async function fsyncDirectory(dir: string): Promise<void> {
+    const handle = await fsp.open(dir, "r");
+    try {
+        await handle.sync();
+    } finally {
+        await handle.close();
+    }
+}
+
+/** How pool files are made from the caller's files. */
+export type PlaceMode = "hardlink" | "copy";
+
+export interface PlaceOptions {
+    /**
+     * `hardlink` (the default) links the caller's file (a content store, a download directory)
+     * into the pool and falls back to a copy across file systems; `copy` always copies. A hard
+     * link shares the bytes: the caller MUST NOT change its file in place afterwards.
+     */
+    readonly mode?: PlaceMode;
+}
+
+/** What `placePoolFile` did. */
+export type PlaceResult = "kept" | "linked" | "copied";
+
+/**
+ * Makes `target` hold the bytes of `source`, which must have the given SHA256 and size.
+ *
+ * Keeps `target` when it already has that content. Otherwise links or copies `source` to a
+ * temporary name beside it, verifies the temporary file's SHA256 and size (nothing unverified
+ * is published: a mismatch is an `ERR_VERIFICATION` AirgapError and the target is left alone),
+ * syncs it and renames it over `target`. Callers MUST NOT call this for a target that a
+ * published index names with other content: the rename would change a published file.
+ */
+export async function placePoolFile(
+    source: string,
+    target: string,
+    expected: { sha256: string; size: number },
+    options: PlaceOptions = {},
+): Promise<PlaceResult> {
+    const existing = await fsp.stat(target).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") {
+            return undefined;
+        }
+        throw err;
+    });
+    if (existing?.isFile() && existing.size === expected.size) {
+        const current = await hashFile(target);
+        if (current?.sha256 === expected.sha256) {
+            return "kept";
+        }
+    }
+    const dir = path.dirname(target);
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = path.join(dir, `.${path.basename(target)}.tmp-${randomBytes(6).toString("hex")}`);
+    let result: PlaceResult = "copied";
+    try {
+        if ((options.mode ?? "hardlink") === "hardlink") {
+            try {
+                await fsp.link(source, tmp);
+                result = "linked";
+            } catch (err) {
+                const code = (err as NodeJS.ErrnoException).code;
+                // EXDEV: another file system; EPERM/EMLINK/ENOTSUP: links not allowed there.
+                if (code !== "EXDEV" && code !== "EPERM" && code !== "EMLINK" && code !== "ENOTSUP") {
+                    throw err;
+                }
+            }
+        }
+        if (result === "copied") {
+            await fsp.copyFile(source, tmp);
+            await fsp.chmod(tmp, 0o644);
+        }
+        const actual = await hashFile(tmp);
+        if (actual === undefined || actual.sha256 !== expected.sha256 || actual.size !== expected.size) {
+            throw new AirgapError(
+                "ERR_VERIFICATION",
+                `${source}: expected SHA256 ${expected.sha256} and ${expected.size} bytes, found ${
+                    actual === undefined ? "no file" : `SHA256 ${actual.sha256} and ${actual.size} bytes`
+                }; refusing to publish it as ${target}`,
+            );
+        }
+        if (result === "copied") {
+            const handle = await fsp.open(tmp, "r+");
+            try {
+                await handle.sync();
+            } finally {
+                await handle.close();
+            }
+        }
+        await fsp.rename(tmp, target);
+    } catch (err) {
+        await fsp.rm(tmp, { force: true });
+        if (
+            (err as NodeJS.ErrnoException).code === "ENOENT" &&
+            (await fsp.stat(source).catch(() => undefined)) === undefined
+        ) {
+            throw new AirgapError("ERR_NOT_FOUND", `${source}: no such file to publish as ${target}`, { cause: err });
+        }
+        throw err;
+    }
+    return result;
+}
+
+/**
+ * Every regular file below `<repoDir>/pool`, as repository-relative paths (`pool/...`), sorted.
+ * Temporary files of an interrupted placement (`.name.tmp-*`) are included: they are garbage.
+ */
+export async function listPoolFiles(repoDir: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+        let entries: import("node:fs").Dirent[];
+        try {
+            entries = await fsp.readdir(path.join(repoDir, rel), { withFileTypes: true });
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+                return;
+            }
+            throw err;
+        }
+        for (const entry of entries) {
+            const child = `${rel}/${entry.name}`;
+            if (entry.isDirectory()) {
+                await walk(child);
+            } else {
+                out.push(child);
+            }
+        }
+    };
+    await walk("pool");
+    return out.sort();
+}
+
+/**
+ * Removes the pool files that `keep` does not name (repository-relative paths), then the
+ * directories left empty. Returns the removed paths, sorted.
+ */
+export async function collectPool(repoDir: string, keep: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const rel of await listPoolFiles(repoDir)) {
+        if (!keep.has(rel)) {
+            await fsp.rm(path.join(repoDir, rel), { force: true });
+            removed.push(rel);
+        }
+    }
+    const prune = async (rel: string): Promise<boolean> => {
+        const dir = path.join(repoDir, rel);
+        let entries: import("node:fs").Dirent[];
+        try {
+            entries = await fsp.readdir(dir, { withFileTypes: true });
+        } catch {
+            return false;
+        }
+        let empty = true;
+        for (const entry of entries) {
+            if (!entry.isDirectory() || !(await prune(`${rel}/${entry.name}`))) {
+                empty = false;
+            }
+        }
+        if (empty && rel !== "pool") {
+            await fsp.rmdir(dir).catch(() => undefined);
+        }
+        return empty;
+    };
+    await prune("pool");
+    return removed;
+}

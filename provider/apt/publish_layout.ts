@@ -1,0 +1,274 @@
+/**
+ * The on-disk layout of a published APT repository, shared by the publisher and its reader.
+ *
+ *     <root>/<prefix>/
+ *         pool/<component>/<p>/<source>/<file>.deb      content-checked, never rewritten
+ *         dists/<dist> -> ../.generations/<dist>/<gen>   a symlink, swapped by rename(2)
+ *         .generations/<dist>/<gen>/                     complete, signed suites (Release, InRelease,
+ *                                                          Release.gpg, <component>/binary-<arch>/...)
+ *         .staging/<dist>-<gen>/                          a suite being built; garbage after a crash
+ *         .lock                                           held by the one publisher at work
+ *
+ * A client only ever reaches a suite through `dists/<dist>`, and that name always resolves to
+ * one complete generation, old or new: the generation is written and synced in full before the
+ * symlink is swapped, and the swap is a single rename of a symlink over another. The HTTP server
+ * in front MUST follow symlinks (nginx and Apache's `FollowSymLinks` do by default).
+ */
+
+import { randomBytes } from "node:crypto";
+import type { Dirent } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { hostname } from "node:os";
+import * as path from "node:path";
+import { gunzipSync } from "node:zlib";
+import { AirgapError, invalidArgument } from "../errors";
+import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
+
+export const GENERATIONS_DIR = ".generations";
+export const STAGING_DIR = ".staging";
+export const LOCK_FILE = ".lock";
+
+/** Names that may stand for one path segment: a suite, a codename, an architecture. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
+
+/** Checks a single-segment name (distribution, codename, architecture). */
+export function checkName(argument: string, value: string): void {
+    if (typeof value !== "string" || !NAME.test(value)) {
+        throw invalidArgument(
+            argument,
+            `${JSON.stringify(value)} must start with a letter or digit and hold only letters, digits and . _ + ~ -`,
+        );
+    }
+}
+
+/**
+ * `<root>/<prefix>`, after checking that the prefix stays below the root and cannot collide with
+ * the layout: relative, `/`-separated, no segment starting with "." and none named `dists` or
+ * `pool`. "" publishes at the root itself.
+ */
+export function repoDirOf(root: string, prefix: string): string {
+    if (typeof root !== "string" || root === "") {
+        throw invalidArgument("root", "is empty: give the directory the repositories are served from");
+    }
+    if (prefix !== "") {
+        const unsafe = unsafePathReason(prefix.replace(/\/+$/, ""));
+        if (unsafe !== undefined) {
+            throw invalidArgument("prefix", `${JSON.stringify(prefix)} ${unsafe}`);
+        }
+        for (const segment of prefix.replace(/\/+$/, "").split("/")) {
+            if (segment.startsWith(".") || segment === "dists" || segment === "pool") {
+                throw invalidArgument(
+                    "prefix",
+                    `${JSON.stringify(prefix)}: the segment ${JSON.stringify(segment)} would collide with a repository's own files`,
+                );
+            }
+        }
+    }
+    return path.resolve(root, prefix);
+}
+
+export function distLink(repoDir: string, distribution: string): string {
+    return path.join(repoDir, "dists", distribution);
+}
+
+export function generationsOf(repoDir: string, distribution: string): string {
+    return path.join(repoDir, GENERATIONS_DIR, distribution);
+}
+
+/** A sortable, unique generation name: `20240810T095042Z-1a2b3c4d`. */
+export function newGenerationName(date: Date): string {
+    const stamp = date
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
+    return `${stamp}-${randomBytes(4).toString("hex")}`;
+}
+
+/** What `dists/<dist>` is now. */
+export type CurrentSuite =
+    | { readonly kind: "none" }
+    /** A symlink into `.generations/<dist>/`: published by this engine. */
+    | { readonly kind: "generation"; readonly generation: string; readonly dir: string }
+    /** A plain directory (published by another tool, e.g. aptly): replaced on the next publish. */
+    | { readonly kind: "directory"; readonly dir: string };
+
+export async function currentSuite(repoDir: string, distribution: string): Promise<CurrentSuite> {
+    const link = distLink(repoDir, distribution);
+    const info = await fsp.lstat(link).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") {
+            return undefined;
+        }
+        throw err;
+    });
+    if (info === undefined) {
+        return { kind: "none" };
+    }
+    if (info.isDirectory()) {
+        return { kind: "directory", dir: link };
+    }
+    if (!info.isSymbolicLink()) {
+        throw new AirgapError("ERR_IO", `${link} is neither a directory nor a symlink; remove it to publish here`);
+    }
+    const target = await fsp.readlink(link);
+    const dir = path.resolve(path.dirname(link), target);
+    const parent = generationsOf(repoDir, distribution);
+    if (path.dirname(dir) !== parent) {
+        throw new AirgapError("ERR_IO", `${link} points to ${target}, outside ${parent}; remove it to publish here`);
+    }
+    return { kind: "generation", generation: path.basename(dir), dir };
+}
+
+/** Reads a file, or undefined when it does not exist. */
+export async function readOptional(file: string): Promise<Buffer | undefined> {
+    try {
+        return await fsp.readFile(file);
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+            return undefined;
+        }
+        throw err;
+    }
+}
+
+/**
+ * The `Packages` indexes below a suite directory (relative paths such as
+ * `main/binary-amd64/Packages`), with the uncompressed form preferred over `.gz`; `by-hash`
+ * copies are skipped.
+ */
+export async function packagesIndexesIn(suiteDir: string): Promise<string[]> {
+    const found = new Set<string>();
+    const walk = async (rel: string): Promise<void> => {
+        let entries: Dirent[];
+        try {
+            entries = await fsp.readdir(path.join(suiteDir, rel), { withFileTypes: true });
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+                return;
+            }
+            throw err;
+        }
+        for (const entry of entries) {
+            const child = rel === "" ? entry.name : `${rel}/${entry.name}`;
+            if (entry.isDirectory() && entry.name !== "by-hash") {
+                await walk(child);
+            } else if (entry.isFile() && (entry.name === "Packages" || entry.name === "Packages.gz")) {
+                found.add(child);
+            }
+        }
+    };
+    await walk("");
+    return [...found].filter((p) => !(p.endsWith(".gz") && found.has(p.slice(0, -3)))).sort();
+}
+
+/** Decompresses an index by its name (`Packages` or `Packages.gz`). */
+export function indexText(name: string, bytes: Buffer): string {
+    return (name.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8");
+}
+
+/** Pool files the published suites name, with the SHA256 each is published with. */
+export interface PoolReferences {
+    readonly files: ReadonlyMap<string, string>;
+    /**
+     * False when some suite under `dists/` could not be read: its references are unknown, so no
+     * pool file may be collected.
+     */
+    readonly complete: boolean;
+    /** One line per suite that could not be read. */
+    readonly problems: readonly string[];
+}
+
+/**
+ * Reads every suite published under `<repoDir>/dists` (ours or another tool's) and collects the
+ * pool files their `Packages` indexes name.
+ */
+export async function referencedPoolFiles(repoDir: string): Promise<PoolReferences> {
+    const files = new Map<string, string>();
+    const problems: string[] = [];
+    let names: string[];
+    try {
+        names = await fsp.readdir(path.join(repoDir, "dists"));
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+            return { files, complete: true, problems };
+        }
+        throw err;
+    }
+    for (const name of names.sort()) {
+        if (name.startsWith(".")) {
+            continue;
+        }
+        const suiteDir = path.join(repoDir, "dists", name);
+        try {
+            for (const index of await packagesIndexesIn(suiteDir)) {
+                const text = indexText(index, await fsp.readFile(path.join(suiteDir, index)));
+                const component = index.split("/binary-")[0];
+                for (const stanza of parseStanzas(text)) {
+                    const record = toPackageRecord(stanza, component);
+                    files.set(record.filename, record.sha256);
+                }
+            }
+        } catch (err) {
+            problems.push(`dists/${name}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+    }
+    return { files, complete: problems.length === 0, problems };
+}
+
+/** A held lock on a repository directory; `release` is idempotent. */
+export interface RepoLock {
+    release(): Promise<void>;
+}
+
+/**
+ * Takes `<repoDir>/.lock`, waiting up to `timeoutMs` for another publisher to finish. Suites of
+ * one prefix share the pool, so two publishers at once could collect each other's new files.
+ * A lock left by a process that no longer runs on this host is taken over.
+ */
+export async function lockRepo(repoDir: string, timeoutMs: number): Promise<RepoLock> {
+    await fsp.mkdir(repoDir, { recursive: true });
+    const file = path.join(repoDir, LOCK_FILE);
+    const me = `${process.pid}@${hostname()}`;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        try {
+            const handle = await fsp.open(file, "wx", 0o644);
+            await handle.writeFile(`${me}\n`);
+            await handle.close();
+            let released = false;
+            return {
+                async release() {
+                    if (!released) {
+                        released = true;
+                        await fsp.rm(file, { force: true });
+                    }
+                },
+            };
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+                throw new AirgapError("ERR_IO", `taking the lock ${file}`, { cause: err });
+            }
+        }
+        const holder = (await readOptional(file))?.toString("utf8").trim() ?? "";
+        const [pid, host] = holder.split("@");
+        if (host === hostname() && /^\d+$/.test(pid ?? "") && !isAlive(Number(pid))) {
+            await fsp.rm(file, { force: true });
+            continue;
+        }
+        if (Date.now() >= deadline) {
+            throw new AirgapError(
+                "ERR_IO",
+                `${file} is held by ${holder || "another publisher"}; waited ${timeoutMs} ms (remove the file if no publish is running)`,
+            );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+}
+
+function isAlive(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (err) {
+        return (err as NodeJS.ErrnoException).code === "EPERM";
+    }
+}
