@@ -3,21 +3,34 @@
  * beside the archive (so blobs are verified and disk space checked as for a layout); `commit`
  * streams the staging layout into a temporary tar beside the archive, flushes it and renames it
  * over the archive. An existing archive is replaced, not merged. `close` removes the staging area.
+ *
+ * The tar headers (ustar, with a pax header for names longer than ustar allows) are written by
+ * `tar-stream`.
  */
 
 import { createReadStream, createWriteStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import * as tar from "tar-stream";
 import { AirgapError } from "../errors";
 import { OCI_BLOBS_DIR, OCI_INDEX_FILE, OCI_LAYOUT_FILE, tempPathFor } from "./layout";
 import { type OciLayoutDestinationOptions, OciLayoutImageDestination } from "./layout_dest";
-import { type TarEntry, tarHeader, tarPadding, tarTrailer } from "./tar";
 import type { ImageDestination, OciArchiveLocation } from "./types";
 
+/** One entry of a layout archive: a path inside the layout, "/"-separated. */
+export interface LayoutArchiveEntry {
+    readonly name: string;
+    readonly type: "file" | "directory";
+    readonly size: number;
+}
+
+/** Entries carry no time, owner or group of the staging area, so the same layout gives the same archive. */
+const EPOCH = new Date(0);
+
 /** The entries of the layout at `dir`, in archive order: `oci-layout`, `index.json`, then the blob tree sorted. */
-async function layoutEntries(dir: string): Promise<TarEntry[]> {
-    const entries: TarEntry[] = [];
+export async function layoutEntries(dir: string): Promise<LayoutArchiveEntry[]> {
+    const entries: LayoutArchiveEntry[] = [];
     for (const name of [OCI_LAYOUT_FILE, OCI_INDEX_FILE]) {
         entries.push({ name, type: "file", size: (await fsp.stat(path.join(dir, name))).size });
     }
@@ -34,22 +47,43 @@ async function layoutEntries(dir: string): Promise<TarEntry[]> {
     return entries;
 }
 
-async function* tarStream(dir: string, entries: readonly TarEntry[]): AsyncGenerator<Buffer> {
-    for (const entry of entries) {
-        yield tarHeader(entry);
-        if (entry.type === "file") {
-            let written = 0;
-            for await (const chunk of createReadStream(path.join(dir, entry.name))) {
-                written += (chunk as Buffer).length;
-                yield chunk as Buffer;
+/**
+ * The tar archive of `entries` of the layout at `dir`, as a stream: each file is read from disk
+ * while the archive is consumed. The stream fails (ERR_IO) when a file's size is not the one in
+ * its entry.
+ */
+export function packLayout(dir: string, entries: readonly LayoutArchiveEntry[]): tar.Pack {
+    const pack = tar.pack();
+    const fill = async (): Promise<void> => {
+        for (const entry of entries) {
+            if (entry.type === "directory") {
+                // The trailing "/" marks a directory for old readers too (tar-stream does not add it).
+                pack.entry({ name: `${entry.name}/`, type: "directory", mode: 0o755, mtime: EPOCH });
+                continue;
             }
-            if (written !== entry.size) {
-                throw new AirgapError("ERR_IO", `${entry.name} changed size while being archived`);
-            }
-            yield tarPadding(entry.size);
+            const sink = pack.entry({ name: entry.name, type: "file", size: entry.size, mode: 0o644, mtime: EPOCH });
+            await pipeline(
+                createReadStream(path.join(dir, entry.name)),
+                async function* (chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+                    let read = 0;
+                    for await (const chunk of chunks) {
+                        read += chunk.length;
+                        if (read > entry.size) {
+                            break;
+                        }
+                        yield chunk;
+                    }
+                    if (read !== entry.size) {
+                        throw new AirgapError("ERR_IO", `${entry.name} changed size while being archived`);
+                    }
+                },
+                sink,
+            );
         }
-    }
-    yield tarTrailer();
+        pack.finalize();
+    };
+    fill().catch((err: Error) => pack.destroy(err));
+    return pack;
 }
 
 export class OciArchiveImageDestination implements ImageDestination {
@@ -118,7 +152,7 @@ export class OciArchiveImageDestination implements ImageDestination {
         }
         const tmp = tempPathFor(path.resolve(file));
         try {
-            await pipeline(Readable.from(tarStream(this.staging, entries)), createWriteStream(tmp, { flags: "wx" }));
+            await pipeline(packLayout(this.staging, entries), createWriteStream(tmp, { flags: "wx" }));
             const handle = await fsp.open(tmp, "r+");
             try {
                 await handle.sync();

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { AirgapError } from "../errors";
+import { writeFileAtomic as writeFileAtomicSync } from "../store/atomic";
 import { parseDigest } from "./digest";
 import { type Descriptor, MEDIA_TYPE_OCI_INDEX, parseDescriptor } from "./manifest";
 
@@ -159,25 +160,23 @@ export function checkLayoutFile(text: string, where: string): void {
     }
 }
 
-/** A temporary name next to `file`, in the same directory so that a rename is atomic. */
+/**
+ * A temporary name next to `file`, in the same directory so that a rename is atomic. For writers
+ * that stream (blobs, archives): `store/atomic` takes the whole content as one buffer, which a
+ * multi-gigabyte layer must never be, so those keep their own temp file + fsync + rename.
+ */
 export function tempPathFor(file: string): string {
     return path.join(path.dirname(file), `.tmp-${path.basename(file)}-${randomBytes(6).toString("hex")}`);
 }
 
-/** Writes `data` to `file` atomically: temp file, fsync, rename. ERR_IO naming the file on failure. */
+/**
+ * Writes the small, in-memory `data` (`oci-layout`, `index.json`, manifests) to `file` atomically
+ * with the shared `store/atomic` helper; ERR_IO naming the file on failure.
+ */
 export async function writeFileAtomic(file: string, data: Buffer | string): Promise<void> {
-    const tmp = tempPathFor(file);
     try {
-        const handle = await fsp.open(tmp, "wx", 0o644);
-        try {
-            await handle.writeFile(data);
-            await handle.sync();
-        } finally {
-            await handle.close();
-        }
-        await fsp.rename(tmp, file);
+        writeFileAtomicSync(file, data);
     } catch (cause) {
-        await fsp.rm(tmp, { force: true });
         throw new AirgapError("ERR_IO", `writing ${file}`, { cause });
     }
 }
