@@ -19,7 +19,7 @@ export interface CaCertificateArgs {
     pem: pulumi.Input<string>;
 }
 
-export interface AptSourceArgs {
+export interface HostAptSourceArgs {
     /** File name without extension: `etc/apt/sources.list.d/<name>.sources`. */
     name: pulumi.Input<string>;
     uris: pulumi.Input<pulumi.Input<string>[]>;
@@ -46,7 +46,7 @@ export interface HostMirrorConfigArgs {
     /** Written to `usr/local/share/ca-certificates/<name>.crt`. */
     caCertificates?: pulumi.Input<pulumi.Input<CaCertificateArgs>[]>;
     /** deb822 sources with their keyrings. */
-    apt?: pulumi.Input<pulumi.Input<AptSourceArgs>[]>;
+    apt?: pulumi.Input<pulumi.Input<HostAptSourceArgs>[]>;
 }
 
 /**

@@ -1,1 +1,3 @@
+export * from "./aptMirror";
 export * from "./hostMirrorConfig";
+export { loadMiniMirrorSources, type MiniMirrorSource, parseMiniMirrorYaml } from "../provider/apt/minimirror";

@@ -23,7 +23,7 @@ import { canDecompress, type Decompression, decompress } from "../http/decompres
 import { downloadToFile } from "../http/download";
 import { type VerificationKeys, verifyClearsigned, verifyDetached } from "../pgp/verify";
 import { IndexCache } from "./cache";
-import { parseStanzasFrom, splitLines, toPackageRecord, unsafePathReason } from "./control";
+import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
 import {
     type Compression,
     extractClearsigned,
@@ -34,7 +34,7 @@ import {
     parseRelease,
     type Release,
 } from "./release";
-import type { PackageRecord } from "./types";
+import type { PackageRecord, Stanza } from "./types";
 
 // ---------------------------------------------------------------------------------------------
 // fetchRelease
@@ -258,11 +258,21 @@ export interface FetchIndexesOptions extends HttpOptions {
     readonly includeAll?: boolean;
     /** Where to keep indexes between runs (see `cache.ts`). Without it, nothing is kept. */
     readonly cacheDir?: string;
-    /** Compressions to consider, most preferred first. Defaults to what can be decompressed here. */
+    /**
+     * Compressions to consider, most preferred first; those that cannot be decompressed here are
+     * skipped. Defaults to `DEFAULT_INDEX_COMPRESSIONS`.
+     */
     readonly compressions?: readonly Compression[];
     /** Called once per index, when it has been read. */
     readonly onIndex?: (report: IndexReport) => void;
 }
+
+/**
+ * gzip first: on a 45 MB index, gunzip took 0.3 s against 3.3 s for xz in WebAssembly, while xz
+ * saved 2 MB of 6.5 MB, which pays off only below about 0.7 MB/s. xz serves archives that offer
+ * nothing else.
+ */
+export const DEFAULT_INDEX_COMPRESSIONS: readonly Compression[] = ["gz", "xz", "none"];
 
 /** What happened to one index. */
 export interface IndexReport {
@@ -306,7 +316,7 @@ interface IndexTarget {
  */
 export async function fetchPackageIndexes(options: FetchIndexesOptions): Promise<FetchedIndexes> {
     const { release } = options;
-    const compressions = (options.compressions ?? ["xz", "gz", "none"]).filter((c) => canDecompress(c));
+    const compressions = (options.compressions ?? DEFAULT_INDEX_COMPRESSIONS).filter((c) => canDecompress(c));
     if (compressions.length === 0) {
         throw invalidArgument(
             "compressions",
@@ -530,8 +540,10 @@ async function parseEntry(
     })();
     const records: PackageRecord[] = [];
     try {
-        for await (const stanza of parseStanzasFrom(splitLines(hashed))) {
-            records.push(toPackageRecord(stanza, target.component));
+        for await (const batch of stanzaBatches(hashed)) {
+            for (const stanza of batch) {
+                records.push(toPackageRecord(stanza, target.component));
+            }
         }
     } catch (cause) {
         stream.destroy();
@@ -553,6 +565,59 @@ async function parseEntry(
         add(record);
     }
     return records.length;
+}
+
+/** Where the text after the last blank line starts (0 when there is none). */
+function afterLastBlankLine(text: string): number {
+    const lf = text.lastIndexOf("\n\n");
+    const crlf = text.lastIndexOf("\n\r\n");
+    return Math.max(lf < 0 ? 0 : lf + 2, crlf < 0 ? 0 : crlf + 3);
+}
+
+function countLines(text: string): number {
+    let n = 0;
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) {
+        n++;
+    }
+    return n;
+}
+
+/**
+ * Parses a control file from a byte stream in batches: each batch is the text up to the last
+ * blank line received so far, parsed at once with `parseStanzas`. Memory stays bounded by the
+ * chunk size (a stanza never spans a blank line), and parsing runs without a promise per line,
+ * which measured about twice as fast as line-by-line streaming on a 45 MB index.
+ * `ERR_PARSE` line numbers are made absolute.
+ */
+export async function* stanzaBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Stanza[]> {
+    const decoder = new TextDecoder("utf-8");
+    let pending = "";
+    let linesBefore = 0;
+    const parse = (text: string): Stanza[] => {
+        try {
+            return parseStanzas(text);
+        } catch (err) {
+            const m = /^line (\d+): ([\s\S]*)$/.exec((err as Error).message);
+            if (m === null || !hasCode(err, "ERR_PARSE")) {
+                throw err;
+            }
+            throw new AirgapError("ERR_PARSE", `line ${Number(m[1]) + linesBefore}: ${m[2]}`, { cause: err });
+        }
+    };
+    for await (const chunk of chunks) {
+        pending += decoder.decode(chunk, { stream: true });
+        const cut = afterLastBlankLine(pending);
+        if (cut > 0) {
+            const text = pending.slice(0, cut);
+            pending = pending.slice(cut);
+            yield parse(text);
+            linesBefore += countLines(text);
+        }
+    }
+    pending += decoder.decode();
+    if (pending !== "") {
+        yield parse(pending);
+    }
 }
 
 async function entryIntact(cache: IndexCache, candidate: IndexCandidate, plainSha256: string): Promise<boolean> {

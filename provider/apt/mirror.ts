@@ -1,0 +1,339 @@
+/**
+ * The AptMirror chain of named steps (aptly's mirror update + publish):
+ *
+ *   loadSourceKeys → fetchUpstream (Release, verify, indexes) → resolveLock | selectLocked
+ *     → downloadPackages → publishRepo → collect downloads
+ *
+ * The SDK calls `resolveLock` while the program runs (preview too) and passes the lock as an
+ * input; the dynamic provider calls `syncMirror`, `readMirror` and `removeMirror`.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Dispatcher } from "undici";
+import { AirgapError, invalidArgument } from "../errors";
+import { type KeySource, loadPublicKeys, type VerificationKeys } from "../pgp/verify";
+import { xzIndexCompressor } from "../store/xz";
+import { type DownloadProgress, downloadPackages } from "./download";
+import { checkRequest, type FetchedRelease, fetchPackageIndexes, fetchRelease } from "./fetch";
+import { type PublishHooks, publishRepo, unpublish } from "./publish";
+import { readPublished } from "./publish_read";
+import { resolve } from "./resolver";
+import type { PackageRecord } from "./types";
+
+export interface AptSourceSpec {
+    /** Repository root, e.g. "http://deb.example/debian". */
+    url: string;
+    distribution: string;
+    /** Defaults to every component the Release lists. */
+    components?: string[];
+    /** Defaults to every architecture the Release lists; packages of "all" always come along. */
+    architectures?: string[];
+    /** Armored public key(s) that sign the upstream Release. */
+    key?: string;
+    /** URL of the key (mini-mirror's source_key_url). */
+    keyUrl?: string;
+    /** Path of a keyring file (.asc armored or .gpg binary). */
+    keyring?: string;
+    /** Accept an unsigned upstream. Defaults to false. */
+    allowUnsigned?: boolean;
+}
+
+export interface AptPublishSpec {
+    /** Directory the mirrors are served from. */
+    root: string;
+    /** Sub-directory for this mirror (mini-mirror's source prefix). */
+    prefix: string;
+    /** Defaults to the source's distribution. */
+    distribution?: string;
+    origin?: string;
+    label?: string;
+    description?: string;
+}
+
+export interface AptSigningSpec {
+    privateKey: string;
+    passphrase?: string;
+}
+
+/** The lock: `name/arch` → version (several versions separated by a space). */
+export type AptLock = Record<string, string>;
+
+export interface AptMirrorSpec {
+    source: AptSourceSpec;
+    packages: AptLock;
+    publish: AptPublishSpec;
+    signing?: AptSigningSpec;
+    /** Publish without a signature. Defaults to false. */
+    allowUnsigned?: boolean;
+    /** Downloads at once. Defaults to 8. */
+    concurrency?: number;
+}
+
+export interface AptMirrorState extends AptMirrorSpec {
+    packageCount: number;
+    /** Bytes of the published packages. */
+    bytes: number;
+    /** SHA256 of the published Release file. */
+    releaseSha256: string;
+    /** `<root>/<prefix>`. */
+    publishedPath: string;
+    /** Armored public key clients put in Signed-By ("" when unsigned). */
+    publicKey: string;
+    /** Problems `read` found in the published tree; empty when it is as published. */
+    drift: string[];
+}
+
+export interface Upstream {
+    release: FetchedRelease;
+    components: string[];
+    architectures: string[];
+    packages: PackageRecord[];
+}
+
+export interface IoOptions {
+    dispatcher?: Dispatcher;
+    /** Where indexes are kept between runs, keyed by their signed hash. */
+    cacheDir?: string;
+}
+
+const workDirName = ".airgap";
+
+/** `<root>/.airgap/indexes`: the index cache shared by every mirror under `root`. */
+export function indexCacheDir(root: string): string {
+    return path.join(root, workDirName, "indexes");
+}
+
+/** `<root>/.airgap/downloads/<prefix>`: this mirror's verified downloads, hard-linked into the pool. */
+export function downloadDir(publish: Pick<AptPublishSpec, "root" | "prefix">): string {
+    return path.join(publish.root, workDirName, "downloads", publish.prefix.replace(/\//g, "__") || "_");
+}
+
+export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}): Promise<VerificationKeys | undefined> {
+    const sources: KeySource[] = [];
+    if (source.key) {
+        sources.push({ armored: source.key });
+    }
+    if (source.keyUrl) {
+        sources.push({ url: source.keyUrl });
+    }
+    if (source.keyring) {
+        sources.push({ file: source.keyring });
+    }
+    if (sources.length === 0) {
+        if (source.allowUnsigned) {
+            return undefined;
+        }
+        throw invalidArgument(
+            "source.key",
+            "give the upstream's public key (key, keyUrl or keyring), or set allowUnsigned: true",
+        );
+    }
+    return loadPublicKeys(sources, { dispatcher: io.dispatcher });
+}
+
+/** Fetches and verifies the upstream Release and reads its package indexes. */
+export async function fetchUpstream(source: AptSourceSpec, io: IoOptions = {}): Promise<Upstream> {
+    const keys = await loadSourceKeys(source, io);
+    const release = await fetchRelease({
+        url: source.url,
+        distribution: source.distribution,
+        keys,
+        allowUnsigned: source.allowUnsigned,
+        dispatcher: io.dispatcher,
+    });
+    const checked = checkRequest(release, source.components, source.architectures);
+    const indexes = await fetchPackageIndexes({
+        release,
+        components: checked.components,
+        architectures: checked.architectures,
+        cacheDir: io.cacheDir,
+        dispatcher: io.dispatcher,
+    });
+    return {
+        release,
+        components: [...checked.components],
+        architectures: [...checked.architectures],
+        packages: indexes.packages,
+    };
+}
+
+/** The lock of a set of records. */
+export function lockOf(records: readonly PackageRecord[]): AptLock {
+    const lock: Record<string, string[]> = {};
+    for (const r of records) {
+        const key = `${r.name}/${r.architecture}`;
+        const versions = lock[key] ?? [];
+        lock[key] = versions;
+        if (!versions.includes(r.version)) {
+            versions.push(r.version);
+        }
+    }
+    return Object.fromEntries(
+        Object.keys(lock)
+            .sort()
+            .map((k) => [k, lock[k].sort().join(" ")]),
+    );
+}
+
+export interface ResolveLockOptions extends IoOptions {
+    source: AptSourceSpec;
+    /** aptly package queries, OR'ed. */
+    queries: string[];
+    withDeps?: boolean;
+    followRecommends?: boolean;
+}
+
+/** Resolves the queries against the verified upstream indexes. */
+export async function resolveLock(options: ResolveLockOptions): Promise<{ lock: AptLock; upstream: Upstream }> {
+    if (!Array.isArray(options.queries) || options.queries.length === 0) {
+        throw invalidArgument("packages", 'list at least one package query, e.g. "nginx" or "Priority (required)"');
+    }
+    const upstream = await fetchUpstream(options.source, options);
+    const result = resolve({
+        packages: upstream.packages,
+        queries: options.queries,
+        architectures: upstream.architectures,
+        withDeps: options.withDeps ?? false,
+        followRecommends: options.followRecommends ?? false,
+    });
+    return { lock: lockOf(result.packages), upstream };
+}
+
+/** The upstream records the lock names. Throws naming every locked package upstream no longer has. */
+export function selectLocked(upstream: Upstream, lock: AptLock): PackageRecord[] {
+    const wanted = new Map<string, Set<string>>();
+    for (const [key, versions] of Object.entries(lock)) {
+        wanted.set(key, new Set(versions.split(" ")));
+    }
+    const selected: PackageRecord[] = [];
+    const found = new Set<string>();
+    for (const r of upstream.packages) {
+        const key = `${r.name}/${r.architecture}`;
+        if (wanted.get(key)?.has(r.version) && !found.has(`${key}=${r.version}`)) {
+            found.add(`${key}=${r.version}`);
+            selected.push(r);
+        }
+    }
+    const missing = [...wanted].flatMap(([key, versions]) =>
+        [...versions].filter((v) => !found.has(`${key}=${v}`)).map((v) => `${key} ${v}`),
+    );
+    if (missing.length > 0) {
+        throw new AirgapError(
+            "ERR_NOT_FOUND",
+            `packages: ${upstream.release.suiteUrl} no longer has ${missing.join(", ")}; run preview again to re-resolve (or update the lock file)`,
+            { argument: "packages" },
+        );
+    }
+    return selected;
+}
+
+export interface SyncOptions extends IoOptions {
+    onProgress?: (p: DownloadProgress) => void;
+    hooks?: PublishHooks;
+}
+
+function sha256Of(file: string): string {
+    return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** Downloads what the lock names and publishes it, atomically. */
+export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {}): Promise<AptMirrorState> {
+    const { source, publish } = spec;
+    const upstream = await fetchUpstream(source, {
+        ...options,
+        cacheDir: options.cacheDir ?? indexCacheDir(publish.root),
+    });
+    const records = selectLocked(upstream, spec.packages);
+    const downloads = downloadDir(publish);
+    await downloadPackages({
+        baseUrl: upstream.release.url,
+        packages: records,
+        poolDir: downloads,
+        concurrency: spec.concurrency ?? 8,
+        dispatcher: options.dispatcher,
+        onProgress: options.onProgress,
+        progressIntervalMs: 5000,
+    });
+    const result = await publishRepo({
+        root: publish.root,
+        prefix: publish.prefix,
+        distribution: publish.distribution ?? source.distribution,
+        codename: publish.distribution ?? upstream.release.release.codename ?? source.distribution,
+        origin: publish.origin,
+        label: publish.label,
+        description: publish.description,
+        components: upstream.components,
+        architectures: upstream.architectures,
+        packages: records.map((record) => ({ record, file: path.join(downloads, record.filename) })),
+        signing: spec.signing,
+        allowUnsigned: spec.allowUnsigned,
+        compressors: [xzIndexCompressor],
+        hooks: options.hooks,
+    });
+    collectDownloads(downloads, new Set(records.map((r) => path.normalize(r.filename))));
+    const distDir = path.join(result.repoDir, "dists", result.distribution);
+    return {
+        ...spec,
+        packages: lockOf(records),
+        packageCount: records.length,
+        bytes: records.reduce((n, r) => n + r.size, 0),
+        releaseSha256: sha256Of(path.join(distDir, "Release")),
+        publishedPath: result.repoDir,
+        publicKey: result.publicKeyArmored,
+        drift: [],
+    };
+}
+
+/** Removes downloads the lock no longer names (after a successful publish only). */
+function collectDownloads(dir: string, keep: ReadonlySet<string>): void {
+    const walk = (rel: string) => {
+        for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+            const r = path.join(rel, entry.name);
+            if (entry.isDirectory()) {
+                walk(r);
+                try {
+                    fs.rmdirSync(path.join(dir, r));
+                } catch {
+                    // Not empty: it still holds packages the lock names.
+                }
+            } else if (!keep.has(r)) {
+                fs.rmSync(path.join(dir, r), { force: true });
+            }
+        }
+    };
+    if (fs.existsSync(dir)) {
+        walk("");
+    }
+}
+
+/**
+ * What is actually published: the packages the indexes list and every problem found (missing
+ * or altered files, a Release that does not verify with the mirror's key).
+ */
+export async function readMirror(state: AptMirrorState): Promise<AptMirrorState> {
+    const { publish, source } = state;
+    const distribution = publish.distribution ?? source.distribution;
+    const published = await readPublished(publish.root, publish.prefix, distribution, {
+        publicKey: state.publicKey || undefined,
+        hashPoolFiles: true,
+    });
+    if (!published.exists) {
+        return { ...state, packages: {}, packageCount: 0, bytes: 0, releaseSha256: "", drift: ["not published"] };
+    }
+    const releaseFile = path.join(published.repoDir, "dists", distribution, "Release");
+    return {
+        ...state,
+        packages: lockOf(published.packages.map((p) => ({ ...p }) as unknown as PackageRecord)),
+        packageCount: published.packages.length,
+        bytes: published.packages.reduce((n, p) => n + p.size, 0),
+        releaseSha256: fs.existsSync(releaseFile) ? sha256Of(releaseFile) : "",
+        drift: published.problems.map((p) => `${p.kind}: ${p.path}: ${p.message}`),
+    };
+}
+
+/** Removes this mirror's prefix and its downloads; nothing else under the root. */
+export async function removeMirror(state: Pick<AptMirrorState, "publish">): Promise<void> {
+    await unpublish(state.publish.root, state.publish.prefix);
+    fs.rmSync(downloadDir(state.publish), { recursive: true, force: true });
+}

@@ -1,0 +1,158 @@
+/**
+ * AptMirror's provider operations. `read` and `delete` also run the code stored in the state of
+ * older versions: they rely only on `publish`, `source` and `publicKey`.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type CheckFailure, canonicalJson, containsUnknown, type Operations } from "../dynamic/contract";
+import { loadSigningKey } from "../pgp/sign";
+import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
+import { unsafePathReason } from "./control";
+
+const specKeys = ["source", "packages", "publish", "signing", "allowUnsigned", "concurrency"] as const;
+
+function specOf(value: AptMirrorSpec): AptMirrorSpec {
+    const spec: Record<string, unknown> = {};
+    for (const k of specKeys) {
+        if (value[k] !== undefined) {
+            spec[k] = value[k];
+        }
+    }
+    return spec as unknown as AptMirrorSpec;
+}
+
+const names = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
+
+/** Every problem with the inputs, each naming its argument. */
+export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<CheckFailure[]> {
+    const failures: CheckFailure[] = [];
+    const fail = (property: string, reason: string) => failures.push({ property, reason });
+    const { source, publish } = spec;
+    if (typeof source?.url !== "string" || !/^https?:\/\/\S+$/.test(source.url)) {
+        fail("source.url", `${JSON.stringify(source?.url)} must be an http:// or https:// URL`);
+    }
+    if (
+        typeof source?.distribution !== "string" ||
+        source.distribution === "" ||
+        unsafePathReason(source.distribution)
+    ) {
+        fail("source.distribution", `${JSON.stringify(source?.distribution)} must be a suite name such as "bookworm"`);
+    }
+    for (const field of ["components", "architectures"] as const) {
+        const list = source?.[field];
+        if (
+            list !== undefined &&
+            (!Array.isArray(list) || list.length === 0 || list.some((x) => !names.test(String(x))))
+        ) {
+            fail(`source.${field}`, `must be a non-empty list of names (leave it out to take all upstream offers)`);
+        }
+    }
+    if (!source?.key && !source?.keyUrl && !source?.keyring && !source?.allowUnsigned) {
+        fail("source.key", "give the upstream's public key (key, keyUrl or keyring), or set allowUnsigned: true");
+    }
+    if (source?.keyring && !fs.existsSync(source.keyring)) {
+        fail("source.keyring", `"${source.keyring}" does not exist`);
+    }
+    if (typeof publish?.root !== "string" || !path.isAbsolute(publish.root)) {
+        fail("publish.root", `${JSON.stringify(publish?.root)} must be an absolute path`);
+    } else if (!fs.existsSync(publish.root) || !fs.statSync(publish.root).isDirectory()) {
+        fail("publish.root", `"${publish.root}" does not exist or is not a directory`);
+    }
+    const prefix = publish?.prefix;
+    if (
+        typeof prefix !== "string" ||
+        prefix === "" ||
+        prefix.split("/").some((part) => !names.test(part) || part === "..") ||
+        prefix.startsWith(".")
+    ) {
+        fail(
+            "publish.prefix",
+            `${JSON.stringify(prefix)} must be a relative path of names such as "debian" or "mirrors/ubuntu"`,
+        );
+    }
+    if (publish?.distribution !== undefined && !names.test(publish.distribution)) {
+        fail("publish.distribution", `${JSON.stringify(publish.distribution)} must be a suite name`);
+    }
+    if (typeof spec.packages !== "object" || spec.packages === null || Array.isArray(spec.packages)) {
+        fail("packages", "must be the lock: a map of name/arch to version");
+    }
+    if (spec.concurrency !== undefined && (!Number.isInteger(spec.concurrency) || spec.concurrency < 1)) {
+        fail("concurrency", `must be a positive integer, got ${spec.concurrency}`);
+    }
+    if (spec.signing === undefined) {
+        if (!spec.allowUnsigned) {
+            fail("signing", "give signing.privateKey to sign the published Release, or set allowUnsigned: true");
+        }
+    } else {
+        try {
+            await loadSigningKey(spec.signing, "signing");
+        } catch (err) {
+            const argument = (err as { argument?: string }).argument ?? "signing.privateKey";
+            fail(argument, (err as Error).message.replace(`${argument}: `, ""));
+        }
+    }
+    return failures;
+}
+
+async function assertValid(spec: AptMirrorSpec): Promise<void> {
+    const failures = await validateAptMirrorSpec(spec);
+    if (failures.length > 0) {
+        const { AirgapError } = await import("../errors");
+        throw new AirgapError("ERR_INVALID_ARGUMENT", failures.map((f) => `${f.property}: ${f.reason}`).join("; "), {
+            argument: failures[0].property,
+        });
+    }
+}
+
+function progress(prefix: string) {
+    return (p: {
+        filesDone: number;
+        filesTotal: number;
+        bytesDone: number;
+        bytesTotal: number;
+        bytesPerSecond: number;
+    }) => {
+        const mb = (n: number) => (n / 1048576).toFixed(1);
+        console.error(
+            `[apt ${prefix}] ${p.filesDone}/${p.filesTotal} files, ${mb(p.bytesDone)}/${mb(p.bytesTotal)} MiB, ${mb(p.bytesPerSecond)} MiB/s`,
+        );
+    };
+}
+
+export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
+    async check(_olds, news) {
+        if (containsUnknown(news)) {
+            return { inputs: news, failures: [] };
+        }
+        return { inputs: news, failures: await validateAptMirrorSpec(news) };
+    },
+
+    async diff(_id, olds, news) {
+        const where = (s: AptMirrorSpec) => canonicalJson([s.publish?.root, s.publish?.prefix]);
+        const replaces = where(olds) !== where(news) ? ["publish"] : [];
+        if (containsUnknown(news)) {
+            return { changes: true, replaces };
+        }
+        const changed = canonicalJson(specOf(olds)) !== canonicalJson(specOf(news));
+        return { changes: changed || (olds.drift ?? []).length > 0 || replaces.length > 0, replaces };
+    },
+
+    async create(inputs) {
+        await assertValid(inputs);
+        const state = await syncMirror(inputs, { onProgress: progress(inputs.publish.prefix) });
+        return { id: state.publishedPath, outs: state };
+    },
+
+    async read(id, props) {
+        return { id, props: await readMirror(props) };
+    },
+
+    async update(_id, _olds, news) {
+        await assertValid(news);
+        return { outs: await syncMirror(news, { onProgress: progress(news.publish.prefix) }) };
+    },
+
+    async delete(_id, props) {
+        await removeMirror(props);
+    },
+};

@@ -1,0 +1,33 @@
+/**
+ * xz compression through Debian's `xz` (xz-utils). No xz compressor for Node 20 is both
+ * maintained and free of native builds; `xz` is on every Debian host that runs dpkg.
+ * Decompression of upstream indexes uses `xz-decompress` (WebAssembly) instead, see
+ * provider/http/decompress.ts.
+ */
+import { spawn } from "node:child_process";
+import { AirgapError } from "../errors";
+
+/** The bytes of `data` as an .xz file (`xz -6`, CRC64, as apt-ftparchive writes them). */
+export function xzCompress(data: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+        const child = spawn("xz", ["-6", "-T1", "-c", "-"], { stdio: ["pipe", "pipe", "pipe"] });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on("data", (c: Buffer) => out.push(c));
+        child.stderr.on("data", (c: Buffer) => err.push(c));
+        child.on("error", (cause) =>
+            reject(new AirgapError("ERR_IO", "running xz (install xz-utils) to compress an index", { cause })),
+        );
+        child.on("close", (code) => {
+            if (code === 0) {
+                resolve(Buffer.concat(out));
+            } else {
+                reject(new AirgapError("ERR_IO", `xz exited with ${code}: ${Buffer.concat(err).toString().trim()}`));
+            }
+        });
+        child.stdin.end(data);
+    });
+}
+
+/** The publisher's compressor hook for `Packages.xz`. */
+export const xzIndexCompressor = { extension: ".xz", compress: xzCompress } as const;

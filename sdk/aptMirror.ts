@@ -1,0 +1,194 @@
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { canonicalJson } from "../provider/dynamic/contract";
+import { forwardingProvider } from "../provider/dynamic/provider";
+import { type AptLock, type AptSourceSpec, indexCacheDir, resolveLock } from "../provider/apt/mirror";
+
+export interface AptSourceArgs {
+    /** Repository root, e.g. "http://deb.debian.org/debian". */
+    url: pulumi.Input<string>;
+    /** Suite or codename, e.g. "bookworm". */
+    distribution: pulumi.Input<string>;
+    /** Defaults to ["main"]. */
+    components?: pulumi.Input<pulumi.Input<string>[]>;
+    /** Defaults to ["amd64"]; packages of architecture "all" are always included. */
+    architectures?: pulumi.Input<pulumi.Input<string>[]>;
+    /** Armored public key(s) the upstream Release is signed with. */
+    key?: pulumi.Input<string>;
+    /** URL of the upstream key (mini-mirror's source_key_url). */
+    keyUrl?: pulumi.Input<string>;
+    /** Path of a keyring file (.asc or binary .gpg), e.g. /usr/share/keyrings/debian-archive-keyring.gpg. */
+    keyring?: pulumi.Input<string>;
+    /** Accept an unsigned upstream. Defaults to false. */
+    allowUnsigned?: pulumi.Input<boolean>;
+}
+
+export interface AptPublishArgs {
+    /** Directory the mirrors are served from. Must exist. */
+    root: pulumi.Input<string>;
+    /** Sub-directory for this mirror (mini-mirror's source prefix), e.g. "debian". */
+    prefix: pulumi.Input<string>;
+    /** Defaults to the source's distribution. */
+    distribution?: pulumi.Input<string>;
+    origin?: pulumi.Input<string>;
+    label?: pulumi.Input<string>;
+}
+
+export interface AptSigningArgs {
+    /** Armored OpenPGP private key (RSA or Ed25519). Pass it as a secret. */
+    privateKey: pulumi.Input<string>;
+    /** Passphrase of an encrypted key. */
+    passphrase?: pulumi.Input<string>;
+}
+
+export interface AptMirrorArgs {
+    source: pulumi.Input<AptSourceArgs>;
+    /** aptly package queries, OR'ed: "nginx", "jq (>= 1.6)", "Priority (required)", "$Source (openssl)". */
+    packages: pulumi.Input<pulumi.Input<string>[]>;
+    /** Add the Depends/Pre-Depends closure, like aptly's -filter-with-deps. Defaults to true. */
+    withDeps?: pulumi.Input<boolean>;
+    /** Follow Recommends too. Defaults to false. */
+    followRecommends?: pulumi.Input<boolean>;
+    publish: pulumi.Input<AptPublishArgs>;
+    /** Signs the published Release. Required unless `allowUnsigned`. */
+    signing?: pulumi.Input<AptSigningArgs>;
+    /** Publish unsigned. Defaults to false. */
+    allowUnsigned?: pulumi.Input<boolean>;
+    /**
+     * Pins the resolved packages: while the queries and source are unchanged, the lock is read
+     * from this file and upstream is not contacted to resolve. Written by `pulumi up`.
+     */
+    lockFile?: string;
+    /** Downloads at once. Defaults to 8. */
+    concurrency?: pulumi.Input<number>;
+}
+
+interface LockFile {
+    version: 1;
+    /** SHA256 of the inputs the lock was resolved from. */
+    inputs: string;
+    source: { url: string; distribution: string };
+    packages: AptLock;
+}
+
+interface Resolved {
+    source: AptSourceSpec;
+    queries: string[];
+    withDeps: boolean;
+    followRecommends: boolean;
+    root: string;
+}
+
+function inputsDigest(r: Resolved): string {
+    const { url, distribution, components, architectures } = r.source;
+    const basis = {
+        url,
+        distribution,
+        components,
+        architectures,
+        queries: r.queries,
+        withDeps: r.withDeps,
+        followRecommends: r.followRecommends,
+    };
+    return createHash("sha256").update(canonicalJson(basis)).digest("hex");
+}
+
+/** Resolves the lock while the program runs (preview too), or reads it from the lock file. */
+async function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<AptLock> {
+    const digest = inputsDigest(r);
+    const file = lockFile ? path.resolve(lockFile) : undefined;
+    if (file && fs.existsSync(file)) {
+        const saved = JSON.parse(fs.readFileSync(file, "utf8")) as LockFile;
+        if (saved.inputs === digest) {
+            return saved.packages;
+        }
+        pulumi.log.info(`${name}: ${lockFile} was resolved from other inputs; resolving again`);
+    }
+    const cacheDir = fs.existsSync(r.root) ? indexCacheDir(r.root) : path.join(os.tmpdir(), "pulumi-airgap-indexes");
+    const { lock } = await resolveLock({
+        source: r.source,
+        queries: r.queries,
+        withDeps: r.withDeps,
+        followRecommends: r.followRecommends,
+        cacheDir,
+    });
+    if (file && !pulumi.runtime.isDryRun()) {
+        const content: LockFile = {
+            version: 1,
+            inputs: digest,
+            source: { url: r.source.url, distribution: r.source.distribution },
+            packages: lock,
+        };
+        fs.writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+    }
+    return lock;
+}
+
+/**
+ * An APT mirror: verifies the upstream Release (InRelease or Release.gpg, RSA or Ed25519), resolves
+ * aptly package queries with their dependencies, downloads and checks every .deb, and publishes a
+ * signed repository under `<publish.root>/<publish.prefix>`, switching atomically.
+ *
+ * The resolved packages (the lock, `name/arch` → version) are an input, so `pulumi preview`
+ * lists each package added, removed or changing version; `pulumi refresh` re-checks the
+ * published tree and reports missing or altered files.
+ */
+export class AptMirror extends pulumi.dynamic.Resource {
+    /** The lock: `name/arch` → version, as published. */
+    declare public readonly packages: pulumi.Output<Record<string, string>>;
+    declare public readonly packageCount: pulumi.Output<number>;
+    declare public readonly bytes: pulumi.Output<number>;
+    declare public readonly releaseSha256: pulumi.Output<string>;
+    declare public readonly publishedPath: pulumi.Output<string>;
+    /** Armored public key for clients' Signed-By ("" when unsigned). */
+    declare public readonly publicKey: pulumi.Output<string>;
+    /** Problems found by the last refresh; empty when the mirror is as published. */
+    declare public readonly drift: pulumi.Output<string[]>;
+
+    constructor(name: string, args: AptMirrorArgs, opts?: pulumi.CustomResourceOptions) {
+        const source = pulumi.output(args.source).apply((s) => ({
+            ...s,
+            components: s.components ?? ["main"],
+            architectures: s.architectures ?? ["amd64"],
+        }));
+        const lock = pulumi
+            .all([source, args.packages, args.withDeps, args.followRecommends, args.publish])
+            .apply(([s, queries, withDeps, followRecommends, publish]) =>
+                lockFor(
+                    name,
+                    {
+                        source: s as AptSourceSpec,
+                        queries,
+                        withDeps: withDeps ?? true,
+                        followRecommends: followRecommends ?? false,
+                        root: publish.root,
+                    },
+                    args.lockFile,
+                ),
+            );
+        super(
+            forwardingProvider("pulumi-airgap/provider/apt/operations"),
+            name,
+            {
+                source,
+                packages: lock,
+                publish: args.publish,
+                signing: args.signing,
+                allowUnsigned: args.allowUnsigned ?? false,
+                concurrency: args.concurrency,
+                packageCount: undefined,
+                bytes: undefined,
+                releaseSha256: undefined,
+                publishedPath: undefined,
+                publicKey: undefined,
+                drift: undefined,
+            },
+            { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "signing"] },
+            "airgap",
+            "AptMirror",
+        );
+    }
+}
