@@ -40,7 +40,7 @@ summary="$(mktemp)"
 AIRGAP_TEST_SUMMARY="$summary" npx mocha "$@"
 mocha_status=$?
 if [[ -s "$summary" ]]; then
-    read -r mp mf ms < <(node -e 'const s=require(process.argv[1]); console.log(s.passed, s.failed, s.skipped)' "$summary")
+    read -r mp mf ms < <(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(s.passed, s.failed, s.skipped)' "$summary")
     passed=$((passed + mp))
     failed=$((failed + mf))
     skipped=$((skipped + ms))
