@@ -35,7 +35,9 @@ describe("HostMirrorConfig validation", function () {
         target: { local: { root } },
         registries: [{ source: "quay.io", mirrors: ["mirror.local:5000", "[::1]:5000/ns", "127.0.0.1:5000"] }],
         caCertificates: [{ name: "site-ca", pem: tls.caCertPem }],
-        apt: [{ name: "deb", uris: ["http://m/debian"], suites: ["bookworm"], components: ["main"], signedBy: publicKey }],
+        apt: [
+            { name: "deb", uris: ["http://m/debian"], suites: ["bookworm"], components: ["main"], signedBy: publicKey },
+        ],
     });
 
     it("accepts valid input", async () => {
@@ -44,7 +46,12 @@ describe("HostMirrorConfig validation", function () {
 
     /** Each bad input: the argument it must name and words the message must contain. */
     const cases: [string, (s: HostMirrorSpec) => void, string, RegExp][] = [
-        ["empty registries[].source", (s) => (s.registries![0].source = ""), "registries[0].source", /must not be empty/],
+        [
+            "empty registries[].source",
+            (s) => (s.registries![0].source = ""),
+            "registries[0].source",
+            /must not be empty/,
+        ],
         [
             "a mirror with a scheme",
             (s) => (s.registries![0].mirrors[1] = "https://mirror.local:5000"),
@@ -53,7 +60,12 @@ describe("HostMirrorConfig validation", function () {
         ],
         ["no mirrors", (s) => (s.registries![0].mirrors = []), "registries[0].mirrors", /at least one mirror/],
         ["a name with /", (s) => (s.name = "a/b"), "name", /not a plain file name/],
-        ["a name with ..", (s) => (s.caCertificates![0].name = ".."), "caCertificates[0].name", /not a plain file name/],
+        [
+            "a name with ..",
+            (s) => (s.caCertificates![0].name = ".."),
+            "caCertificates[0].name",
+            /not a plain file name/,
+        ],
         ["an apt name with ..", (s) => (s.apt![0].name = "x..y"), "apt[0].name", /no '\/' or '\.\.'/],
         [
             "a PEM that is not a certificate",
@@ -69,7 +81,9 @@ describe("HostMirrorConfig validation", function () {
         ],
         [
             "an armored key that does not parse",
-            (s) => (s.apt![0].signedBy = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----\n"),
+            (s) =>
+                (s.apt![0].signedBy =
+                    "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnonsense\n-----END PGP PUBLIC KEY BLOCK-----\n"),
             "apt[0].signedBy",
             /not an armored OpenPGP public key/,
         ],
