@@ -6,7 +6,12 @@ describe("host renderers", () => {
     it("renders a registries.conf v2 drop-in with one [[registry]] per source", () => {
         const text = renderRegistriesConf("site", [
             { source: "quay.io", mirrors: ["mirror.local:5000", "backup.local:5000/quay"] },
-            { source: "registry.example/ns", mirrors: ["mirror.local:5000"], mirrorByDigestOnly: false, insecure: true },
+            {
+                source: "registry.example/ns",
+                mirrors: ["mirror.local:5000"],
+                mirrorByDigestOnly: false,
+                insecure: true,
+            },
         ]);
         assert.match(text, /^# Managed by pulumi-airgap \(site\)/);
         assert.deepEqual(JSON.parse(JSON.stringify(parse(text))), {
@@ -60,7 +65,9 @@ describe("host renderers", () => {
             name: "site",
             target: { local: { root: "/" } },
             registries: [{ source: "quay.io", mirrors: ["m:5000"] }],
-            caCertificates: [{ name: "ca", pem: "\r\n-----BEGIN CERTIFICATE-----\r\nAAA\r\n-----END CERTIFICATE-----\r\n\r\n" }],
+            caCertificates: [
+                { name: "ca", pem: "\r\n-----BEGIN CERTIFICATE-----\r\nAAA\r\n-----END CERTIFICATE-----\r\n\r\n" },
+            ],
             apt: [{ name: "deb", uris: ["http://m/d"], suites: ["s"], components: ["main"], signedBy: "KEY\n\n" }],
         });
         assert.deepEqual(
