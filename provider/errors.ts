@@ -13,6 +13,8 @@ export type AirgapErrorCode =
     | "ERR_VERIFICATION"
     /** Something the caller asked for does not exist upstream. */
     | "ERR_NOT_FOUND"
+    /** A registry or server refused the credentials given, or asked for some and none were given. */
+    | "ERR_AUTH"
     /** A network request failed after retries. */
     | "ERR_NETWORK"
     /** A query or file could not be parsed. */
@@ -43,6 +45,11 @@ export class AirgapError extends Error {
 /** An error about an argument: the message starts with the argument's name. */
 export function invalidArgument(argument: string, problem: string, cause?: unknown): AirgapError {
     return new AirgapError("ERR_INVALID_ARGUMENT", `${argument}: ${problem}`, { argument, cause });
+}
+
+/** Credentials missing or refused; the argument is `credentials`. */
+export function authError(problem: string): AirgapError {
+    return new AirgapError("ERR_AUTH", problem, { argument: "credentials" });
 }
 
 /** True when `err` carries the given code (works across copies of this module). */

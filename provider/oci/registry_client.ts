@@ -19,7 +19,7 @@
 
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, request } from "undici";
-import { AirgapError, invalidArgument } from "../errors";
+import { AirgapError, authError, invalidArgument } from "../errors";
 import {
     type AuthChallenge,
     basicAuthorization,
@@ -466,8 +466,7 @@ export class RegistryClient {
             }
             if (res.statusCode === 403) {
                 const text = await readErrorText(this.wrap(res, url));
-                throw invalidArgument(
-                    "credentials",
+                throw authError(
                     `access denied to ${this.domain}/${req.repository} (${req.what}, needs ${req.actions}): ${describeErrorBody(text)}`,
                 );
             }
@@ -626,8 +625,7 @@ export class RegistryClient {
             await res.body.dump();
             throw credentials === undefined
                 ? this.authenticationRequired(what)
-                : invalidArgument(
-                      "credentials",
+                : authError(
                       `wrong credentials for ${this.domain} (${what}): the token service ${realm.origin}${realm.pathname} refused them`,
                   );
         }
@@ -674,8 +672,7 @@ export class RegistryClient {
     }
 
     private authenticationRequired(what: string): AirgapError {
-        return invalidArgument(
-            "credentials",
+        return authError(
             `authentication required for ${this.domain} (${what}): the registry asks for credentials and none ` +
                 `were given; give credentials, or a docker config.json / pull secret with an entry for ${this.domain}`,
         );
@@ -686,18 +683,14 @@ export class RegistryClient {
         const text = Array.isArray(value) ? value.join(", ") : (value ?? "");
         const credentials = this.credentialsFor(req.repository);
         if (/error="?insufficient_scope/.test(text)) {
-            return invalidArgument(
-                "credentials",
+            return authError(
                 `${credentials === undefined ? "anonymous access" : "the credentials given"} to ${this.domain}/${req.repository} ` +
                     `do not allow ${req.actions} (${req.what})${credentials === undefined ? "; give credentials" : ""}`,
             );
         }
         return credentials === undefined
             ? this.authenticationRequired(req.what)
-            : invalidArgument(
-                  "credentials",
-                  `wrong credentials for ${this.domain} (${req.what}): the registry refused them`,
-              );
+            : authError(`wrong credentials for ${this.domain} (${req.what}): the registry refused them`);
     }
 
     /** Releases the connections (when the client created its own dispatcher). */

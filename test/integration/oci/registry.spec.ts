@@ -360,12 +360,9 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
             try {
                 await assert.rejects(
                     wrong.getManifest(),
-                    code("ERR_INVALID_ARGUMENT", new RegExp(`wrong credentials for 127\\.0\\.0\\.1:${registry.port}`)),
+                    code("ERR_AUTH", new RegExp(`wrong credentials for 127\\.0\\.0\\.1:${registry.port}`)),
                 );
-                await assert.rejects(
-                    none.getManifest(),
-                    code("ERR_INVALID_ARGUMENT", /authentication required for 127\.0\.0\.1/),
-                );
+                await assert.rejects(none.getManifest(), code("ERR_AUTH", /authentication required for 127\.0\.0\.1/));
                 await assert.rejects(untrusted.getManifest(), code("ERR_NETWORK", /TLS verification failed/));
             } finally {
                 await wrong.close();
@@ -438,14 +435,11 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
                 const top = await anonymous.getManifest();
                 await assert.rejects(
                     pushThrough(anonymous, anonymousDest),
-                    code(
-                        "ERR_INVALID_ARGUMENT",
-                        /anonymous access to .*dest\/anon do not allow pull,push.*give credentials/,
-                    ),
+                    code("ERR_AUTH", /anonymous access to .*dest\/anon do not allow pull,push.*give credentials/),
                 );
                 await assert.rejects(
                     wrong.getManifest(top.digest),
-                    code("ERR_INVALID_ARGUMENT", /wrong credentials for 127\.0\.0\.1:\d+ .*token service/),
+                    code("ERR_AUTH", /wrong credentials for 127\.0\.0\.1:\d+ .*token service/),
                 );
             } finally {
                 await anonymous.close();
