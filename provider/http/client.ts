@@ -96,7 +96,8 @@ export class TransientHttpError extends Error {
     }
 }
 
-const RETRYABLE_CODES = new Set([
+/** Error codes of connection trouble that another attempt may cure (shared by every HTTP client here). */
+export const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
     "ECONNRESET",
     "ECONNREFUSED",
     "ECONNABORTED",
@@ -120,7 +121,7 @@ export function isRetryable(err: unknown): boolean {
     }
     for (let e: unknown = err, depth = 0; typeof e === "object" && e !== null && depth < 5; depth++) {
         const code = (e as { code?: unknown }).code;
-        if (typeof code === "string" && RETRYABLE_CODES.has(code)) {
+        if (typeof code === "string" && RETRYABLE_NETWORK_CODES.has(code)) {
             return true;
         }
         e = (e as { cause?: unknown }).cause;

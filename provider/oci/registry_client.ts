@@ -20,6 +20,7 @@
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, request } from "undici";
 import { AirgapError, authError, invalidArgument } from "../errors";
+import { RETRYABLE_NETWORK_CODES } from "../http/client";
 import {
     type AuthChallenge,
     basicAuthorization,
@@ -111,22 +112,6 @@ interface CachedToken {
     readonly expiresAt: number;
 }
 
-const RETRIABLE_ERROR_CODES = new Set([
-    "ECONNRESET",
-    "ECONNREFUSED",
-    "ECONNABORTED",
-    "EPIPE",
-    "ETIMEDOUT",
-    "EAI_AGAIN",
-    "ENETUNREACH",
-    "EHOSTUNREACH",
-    "UND_ERR_SOCKET",
-    "UND_ERR_CONNECT_TIMEOUT",
-    "UND_ERR_HEADERS_TIMEOUT",
-    "UND_ERR_BODY_TIMEOUT",
-    "UND_ERR_CLOSED",
-]);
-
 const TLS_ERROR_RE = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL|HOSTNAME|ALTNAME/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
@@ -150,7 +135,7 @@ export function isRetriableNetworkError(err: unknown): boolean {
             if (TLS_ERROR_RE.test(code)) {
                 return false;
             }
-            if (RETRIABLE_ERROR_CODES.has(code)) {
+            if (RETRYABLE_NETWORK_CODES.has(code)) {
                 return true;
             }
         }
