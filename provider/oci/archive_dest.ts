@@ -8,13 +8,14 @@
  * `tar-stream`.
  */
 
-import { createReadStream, createWriteStream, promises as fsp } from "node:fs";
+import { createReadStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import { AirgapError } from "../errors";
-import { OCI_BLOBS_DIR, OCI_INDEX_FILE, OCI_LAYOUT_FILE, tempPathFor } from "./layout";
+import { writeStreamAtomic } from "../store/atomic";
+import { OCI_BLOBS_DIR, OCI_INDEX_FILE, OCI_LAYOUT_FILE } from "./layout";
 import { type OciLayoutDestinationOptions, OciLayoutImageDestination } from "./layout_dest";
 import type { ImageDestination, OciArchiveLocation } from "./types";
 
@@ -150,18 +151,9 @@ export class OciArchiveImageDestination implements ImageDestination {
                 `not enough disk space for OCI archive ${file} (about ${total} bytes): only ${free} bytes left`,
             );
         }
-        const tmp = tempPathFor(path.resolve(file));
         try {
-            await pipeline(packLayout(this.staging, entries), createWriteStream(tmp, { flags: "wx" }));
-            const handle = await fsp.open(tmp, "r+");
-            try {
-                await handle.sync();
-            } finally {
-                await handle.close();
-            }
-            await fsp.rename(tmp, file);
+            await writeStreamAtomic(path.resolve(file), packLayout(this.staging, entries));
         } catch (cause) {
-            await fsp.rm(tmp, { force: true });
             throw new AirgapError("ERR_IO", `writing OCI archive ${file}`, { cause });
         }
     }

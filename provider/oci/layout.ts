@@ -8,7 +8,6 @@
  * Shared by the layout source and destination and by the archive transport.
  */
 
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { AirgapError } from "../errors";
@@ -158,15 +157,6 @@ export function checkLayoutFile(text: string, where: string): void {
             `${where}: unsupported imageLayoutVersion ${JSON.stringify(version)} (supported: 1.x.y)`,
         );
     }
-}
-
-/**
- * A temporary name next to `file`, in the same directory so that a rename is atomic. For writers
- * that stream (blobs, archives): `store/atomic` takes the whole content as one buffer, which a
- * multi-gigabyte layer must never be, so those keep their own temp file + fsync + rename.
- */
-export function tempPathFor(file: string): string {
-    return path.join(path.dirname(file), `.tmp-${path.basename(file)}-${randomBytes(6).toString("hex")}`);
 }
 
 /**

@@ -5,14 +5,14 @@
  * flushed to disk and renamed into place, so a blob present under its digest is always complete
  * and verified. `index.json` is rewritten atomically (temp file + rename) for every named
  * manifest, after the manifest's blobs and children are in place. Temporary files left by a
- * crash are named `.tmp-*`; they are never read.
+ * crash are dot-files named `.<name>.tmp-*`; they are never read.
  */
 
-import { createWriteStream, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { writeStreamAtomic } from "../store/atomic";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import {
     ANNOTATION_REF_NAME,
@@ -26,7 +26,6 @@ import {
     readLayout,
     refNames,
     serializeLayoutIndex,
-    tempPathFor,
     withIndexEntry,
     writeFileAtomic,
 } from "./layout";
@@ -143,18 +142,9 @@ export class OciLayoutImageDestination implements ImageDestination {
                 );
             }
         }
-        const tmp = tempPathFor(file);
         try {
-            await pipeline(stream, verifier, createWriteStream(tmp, { flags: "wx", mode: 0o644 }));
-            const handle = await fsp.open(tmp, "r+");
-            try {
-                await handle.sync();
-            } finally {
-                await handle.close();
-            }
-            await fsp.rename(tmp, file);
+            await writeStreamAtomic(file, stream, [verifier]);
         } catch (cause) {
-            await fsp.rm(tmp, { force: true });
             // Verification failures and errors of the source stream (network, ...) keep their code.
             if ((cause as { name?: unknown }).name === "AirgapError" || hasCode(cause, "ERR_VERIFICATION")) {
                 throw cause;

@@ -4,12 +4,48 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
 import * as path from "node:path";
+
+/** A temporary name beside `target`: same directory, so the final rename is atomic. */
+export function tempPathBeside(target: string): string {
+    return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString("hex")}`);
+}
+
+/**
+ * Streams `source` (through `transforms`, e.g. a verifier) into a temporary file beside `target`,
+ * syncs it, then renames it over `target`. On any failure the temporary file is removed and the
+ * error is passed on unchanged; `target` is never seen half-written.
+ */
+export async function writeStreamAtomic(
+    target: string,
+    source: NodeJS.ReadableStream | AsyncIterable<unknown>,
+    transforms: readonly NodeJS.ReadWriteStream[] = [],
+    mode = 0o644,
+): Promise<void> {
+    const tmp = tempPathBeside(target);
+    try {
+        // The variadic form: TypeScript's overloads of pipeline do not take a spread list.
+        const run = pipeline as (...streams: unknown[]) => Promise<void>;
+        await run(source, ...transforms, fs.createWriteStream(tmp, { flags: "wx", mode }));
+        const handle = await fsp.open(tmp, "r+");
+        try {
+            await handle.sync();
+        } finally {
+            await handle.close();
+        }
+        await fsp.rename(tmp, target);
+    } catch (err) {
+        await fsp.rm(tmp, { force: true });
+        throw err;
+    }
+}
 
 /** Writes `data` beside `target` under a temporary name, syncs it, then renames it over `target`. */
 export function writeFileAtomic(target: string, data: string | Buffer, mode = 0o644): void {
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString("hex")}`);
+    const tmp = tempPathBeside(target);
     const fd = fs.openSync(tmp, "wx", mode);
     try {
         fs.writeFileSync(fd, data);
