@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type CheckFailure, canonicalJson, containsUnknown, type Operations } from "../dynamic/contract";
+import { AirgapError } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
 import { unsafePathReason } from "./control";
@@ -97,7 +98,6 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<CheckF
 async function assertValid(spec: AptMirrorSpec): Promise<void> {
     const failures = await validateAptMirrorSpec(spec);
     if (failures.length > 0) {
-        const { AirgapError } = await import("../errors");
         throw new AirgapError("ERR_INVALID_ARGUMENT", failures.map((f) => `${f.property}: ${f.reason}`).join("; "), {
             argument: failures[0].property,
         });
