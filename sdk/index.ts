@@ -1,3 +1,12 @@
 export * from "./aptMirror";
 export * from "./hostMirrorConfig";
 export { loadMiniMirrorSources, type MiniMirrorSource, parseMiniMirrorYaml } from "../provider/apt/minimirror";
+export * from "./imageMirror";
+export {
+    loadImageList,
+    loadImageSetConfiguration,
+    loadMicroShiftRelease,
+    parseImageList,
+    parseImageSetConfiguration,
+    parseMicroShiftRelease,
+} from "../provider/oci/loaders";

@@ -1,0 +1,214 @@
+/**
+ * ImageMirror's provider operations. `read` and `delete` also run the code stored in the state of
+ * older versions: they rely only on `pushed`, `images`, `mirrored`, `auth` and `tls`.
+ */
+import { type CheckFailure, canonicalJson, containsUnknown, type Operations } from "../dynamic/contract";
+import { AirgapError } from "../errors";
+import { parseDockerConfig } from "./auth";
+import type { CopyProgress } from "./copy";
+import { parsePlatform } from "./manifest";
+import {
+    type ImageMirrorSpec,
+    type ImageMirrorState,
+    isLockDigest,
+    parseMirrorSource,
+    parseMirrorTarget,
+    readImages,
+    registryHostPattern,
+    removeImages,
+    sourceReference,
+    syncImages,
+} from "./mirror";
+import { withRegistry } from "./reference";
+
+const specKeys = [
+    "images",
+    "destination",
+    "source",
+    "repositoryPath",
+    "platforms",
+    "auth",
+    "tls",
+    "concurrency",
+    "name",
+] as const;
+
+function specOf(value: ImageMirrorSpec): ImageMirrorSpec {
+    const spec: Record<string, unknown> = {};
+    for (const k of specKeys) {
+        if (value[k] !== undefined) {
+            spec[k] = value[k];
+        }
+    }
+    return spec as unknown as ImageMirrorSpec;
+}
+
+/** Every problem with the inputs, each naming its argument. */
+export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<CheckFailure[]> {
+    const failures: CheckFailure[] = [];
+    const fail = (property: string, reason: string) => failures.push({ property, reason });
+    const reasonOf = (err: unknown, argument: string) =>
+        ((err as Error).message ?? String(err)).replace(`${argument}: `, "");
+
+    let registry: string | undefined;
+    try {
+        const target = parseMirrorTarget(spec.destination, "destination");
+        registry = target.kind === "registry" ? target.registry : undefined;
+    } catch (err) {
+        fail("destination", reasonOf(err, "destination"));
+    }
+    try {
+        parseMirrorSource(spec.source);
+    } catch (err) {
+        fail("source", reasonOf(err, "source"));
+    }
+    const mode = spec.repositoryPath ?? "keep-registry";
+    if (mode !== "keep-registry" && mode !== "strip-registry") {
+        fail("repositoryPath", `${JSON.stringify(mode)} must be "keep-registry" or "strip-registry"`);
+    }
+    const images = spec.images;
+    if (typeof images !== "object" || images === null || Array.isArray(images) || Object.keys(images).length === 0) {
+        fail("images", "must be the lock: a non-empty map of image reference to digest");
+    } else {
+        for (const [key, digest] of Object.entries(images)) {
+            let ref: ReturnType<typeof sourceReference> | undefined;
+            try {
+                ref = sourceReference(key);
+            } catch (err) {
+                fail("images", (err as Error).message);
+            }
+            if (!isLockDigest(digest)) {
+                fail("images", `${key}: ${JSON.stringify(digest)} is not a sha256 or sha512 digest`);
+            }
+            if (
+                ref !== undefined &&
+                registry !== undefined &&
+                (mode === "keep-registry" || mode === "strip-registry")
+            ) {
+                try {
+                    withRegistry(ref, registry, mode);
+                } catch (err) {
+                    fail("repositoryPath", `${key}: ${reasonOf(err, "mode")}`);
+                }
+            }
+        }
+    }
+    if (spec.platforms !== undefined) {
+        if (!Array.isArray(spec.platforms)) {
+            fail("platforms", 'must be a list such as ["linux/amd64", "linux/arm64"]');
+        } else {
+            spec.platforms.forEach((p, i) => {
+                try {
+                    parsePlatform(String(p), `platforms[${i}]`);
+                } catch (err) {
+                    fail(`platforms[${i}]`, reasonOf(err, `platforms[${i}]`));
+                }
+            });
+        }
+    }
+    if (spec.auth !== undefined) {
+        try {
+            if (typeof spec.auth !== "string") {
+                throw new Error("must be the text of a docker config.json");
+            }
+            parseDockerConfig(spec.auth, "auth");
+        } catch (err) {
+            // The message never quotes the secret: the parser only names fields.
+            fail(
+                "auth",
+                `${reasonOf(err, "auth")}; give a docker config.json / pull secret, e.g. {"auths": {"quay.io": {"auth": "<base64 user:password>"}}}`,
+            );
+        }
+    }
+    const tls = spec.tls;
+    if (tls !== undefined) {
+        if (typeof tls !== "object" || tls === null) {
+            fail("tls", "must be an object { caCert?, insecureRegistries? }");
+        } else {
+            if (tls.caCert !== undefined && !/-----BEGIN CERTIFICATE-----/.test(String(tls.caCert))) {
+                fail("tls.caCert", "must hold one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
+            }
+            if (
+                tls.insecureRegistries !== undefined &&
+                (!Array.isArray(tls.insecureRegistries) ||
+                    tls.insecureRegistries.some((r) => !registryHostPattern.test(String(r))))
+            ) {
+                fail("tls.insecureRegistries", 'must be a list of "host[:port]" such as "mirror.local:5000"');
+            }
+        }
+    }
+    if (spec.concurrency !== undefined && (!Number.isInteger(spec.concurrency) || spec.concurrency < 1)) {
+        fail("concurrency", `must be a positive integer, got ${spec.concurrency}`);
+    }
+    return failures;
+}
+
+async function assertValid(spec: ImageMirrorSpec): Promise<void> {
+    const failures = await validateImageMirrorSpec(spec);
+    if (failures.length > 0) {
+        throw new AirgapError("ERR_INVALID_ARGUMENT", failures.map((f) => `${f.property}: ${f.reason}`).join("; "), {
+            argument: failures[0]!.property,
+        });
+    }
+}
+
+/** Periodic progress lines on stderr (the Pulumi CLI shows them beside the resource). */
+export function progressReporter(label: string): (p: CopyProgress) => void {
+    return (p) => {
+        const mb = (n: number) => (n / 1048576).toFixed(1);
+        console.error(
+            `[image ${label}] ${p.images.done}/${p.images.total} images` +
+                (p.images.failed > 0 ? ` (${p.images.failed} failed)` : "") +
+                `, ${p.blobs.copied} blobs copied, ${p.blobs.skipped} present, ${p.blobs.inFlight} in flight, ` +
+                `${mb(p.bytes)} MiB, ${mb(p.bytesPerSecond)} MiB/s`,
+        );
+    };
+}
+
+export const operations: Operations<ImageMirrorSpec, ImageMirrorState> = {
+    async check(_olds, news) {
+        if (containsUnknown(news)) {
+            return { inputs: news, failures: [] };
+        }
+        return { inputs: news, failures: await validateImageMirrorSpec(news) };
+    },
+
+    async diff(_id, olds, news) {
+        const replaces: string[] = [];
+        if (olds.destination !== news.destination) {
+            replaces.push("destination");
+        }
+        if ((olds.repositoryPath ?? "keep-registry") !== (news.repositoryPath ?? "keep-registry")) {
+            replaces.push("repositoryPath");
+        }
+        if (containsUnknown(news)) {
+            return { changes: true, replaces };
+        }
+        const changed = canonicalJson(specOf(olds)) !== canonicalJson(specOf(news));
+        return { changes: changed || (olds.drift ?? []).length > 0 || replaces.length > 0, replaces };
+    },
+
+    async create(inputs) {
+        await assertValid(inputs);
+        const state = await syncImages(inputs, { onProgress: progressReporter(inputs.destination) });
+        return { id: inputs.destination, outs: state };
+    },
+
+    async read(id, props) {
+        return { id, props: await readImages(props) };
+    },
+
+    async update(_id, olds, news) {
+        await assertValid(news);
+        return {
+            outs: await syncImages(news, {
+                previous: olds.pushed ?? [],
+                onProgress: progressReporter(news.destination),
+            }),
+        };
+    },
+
+    async delete(_id, props) {
+        await removeImages(props);
+    },
+};

@@ -1,0 +1,153 @@
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { canonicalJson } from "../provider/dynamic/contract";
+import { forwardingProvider } from "../provider/dynamic/provider";
+import type { RegistryMirrorSpec } from "../provider/host/types";
+import { type ImageLock, resolveImageLock } from "../provider/oci/mirror";
+
+export interface ImageMirrorTlsArgs {
+    /** PEM CA certificate(s) trusted for every registry, in addition to the system ones. */
+    caCert?: pulumi.Input<string>;
+    /** Registries (`host[:port]`) reached without TLS verification, falling back to plain HTTP. */
+    insecureRegistries?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+export interface ImageMirrorArgs {
+    /** Image references: "quay.io/org/app:1.2", "registry.example/ns/tool@sha256:…". */
+    images: pulumi.Input<pulumi.Input<string>[]>;
+    /** `docker://host[:port][/namespace]`, `oci:/path/layout` or `oci-archive:/path/images.tar`. */
+    destination: pulumi.Input<string>;
+    /**
+     * Where the images are read from: "docker://" (each image's own registry), or a layout or
+     * archive written by another ImageMirror (disk-to-mirror). Defaults to "docker://".
+     */
+    source?: pulumi.Input<string>;
+    /**
+     * How a registry destination names a source repository: "keep-registry"
+     * (`mirror:5000/quay.io/org/app`) or "strip-registry" (`mirror:5000/org/app`).
+     * Defaults to "keep-registry". Layouts and archives always name images by their full source name.
+     */
+    repositoryPath?: pulumi.Input<"keep-registry" | "strip-registry">;
+    /** "os/arch[/variant]" to copy from multi-platform images. Defaults to every platform (the whole index). */
+    platforms?: pulumi.Input<pulumi.Input<string>[]>;
+    /** Docker config.json / pull-secret text for the source and destination registries. Pass it as a secret. */
+    auth?: pulumi.Input<string>;
+    tls?: pulumi.Input<ImageMirrorTlsArgs>;
+    /**
+     * Pins the resolved digests: while `images` and `source` are unchanged, the lock is read from
+     * this file and the sources are not contacted to resolve. Written by `pulumi up`.
+     */
+    lockFile?: string;
+    /** Blobs copied at once. Defaults to 4. */
+    concurrency?: pulumi.Input<number>;
+}
+
+interface LockFile {
+    version: 1;
+    /** SHA256 of the inputs the lock was resolved from. */
+    inputs: string;
+    images: ImageLock;
+}
+
+interface Resolved {
+    images: string[];
+    source?: string;
+    auth?: string;
+    tls?: { caCert?: string; insecureRegistries?: string[] };
+}
+
+function inputsDigest(r: Resolved): string {
+    return createHash("sha256")
+        .update(canonicalJson({ images: [...r.images].sort(), source: r.source ?? "docker://" }))
+        .digest("hex");
+}
+
+/** Resolves the lock while the program runs (preview too), or reads it from the lock file. */
+async function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<ImageLock> {
+    const digest = inputsDigest(r);
+    const file = lockFile ? path.resolve(lockFile) : undefined;
+    if (file && fs.existsSync(file)) {
+        const saved = JSON.parse(fs.readFileSync(file, "utf8")) as LockFile;
+        if (saved.inputs === digest) {
+            return saved.images;
+        }
+        pulumi.log.info(`${name}: ${lockFile} was resolved from other inputs; resolving again`);
+    }
+    const lock = await resolveImageLock(r);
+    if (file && !pulumi.runtime.isDryRun()) {
+        const content: LockFile = { version: 1, inputs: digest, images: lock };
+        fs.writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+    }
+    return lock;
+}
+
+/**
+ * An image mirror: resolves each image to the digest of its manifest or index, and copies it
+ * with every platform (or the ones asked for), digests preserved, registry → registry,
+ * registry → OCI layout or archive (to carry across the air gap), or layout/archive → registry.
+ *
+ * The resolved digests (the lock, reference → digest) are an input, so `pulumi preview` lists
+ * each image added, removed or whose digest moved upstream; `pulumi refresh` re-resolves the
+ * destination and reports images missing there or pointing to another digest.
+ */
+export class ImageMirror extends pulumi.dynamic.Resource {
+    /** The lock: source reference → digest, as mirrored. */
+    declare public readonly images: pulumi.Output<Record<string, string>>;
+    /** Source reference → the image at the destination by digest. */
+    declare public readonly mirrored: pulumi.Output<Record<string, string>>;
+    /** Bytes of the mirrored blobs and manifests, each blob counted once. */
+    declare public readonly bytes: pulumi.Output<number>;
+    declare public readonly blobCount: pulumi.Output<number>;
+    /** Entries for HostMirrorConfig's `registries`, one per source registry (registry destinations). */
+    declare public readonly registries: pulumi.Output<RegistryMirrorSpec[]>;
+    /** OpenShift ImageDigestMirrorSet YAML ("" unless the destination is a registry). */
+    declare public readonly imageDigestMirrorSet: pulumi.Output<string>;
+    /** containers-registries.conf(5) v2 text, mirror-by-digest-only ("" unless the destination is a registry). */
+    declare public readonly registriesConf: pulumi.Output<string>;
+    /** Problems found by the last refresh; empty when the destination is as mirrored. */
+    declare public readonly drift: pulumi.Output<string[]>;
+
+    constructor(name: string, args: ImageMirrorArgs, opts?: pulumi.CustomResourceOptions) {
+        const lock = pulumi.all([args.images, args.source, args.auth, args.tls]).apply(([images, source, auth, tls]) =>
+            lockFor(
+                name,
+                {
+                    images,
+                    ...(source === undefined ? {} : { source }),
+                    ...(auth === undefined ? {} : { auth }),
+                    ...(tls === undefined ? {} : { tls: tls as Resolved["tls"] }),
+                },
+                args.lockFile,
+            ),
+        );
+        super(
+            forwardingProvider("pulumi-airgap/provider/oci/operations"),
+            name,
+            {
+                // Resolved with the credentials, but the digests are not secret: preview must show them.
+                images: pulumi.unsecret(lock),
+                destination: args.destination,
+                source: args.source,
+                repositoryPath: args.repositoryPath ?? "keep-registry",
+                platforms: args.platforms,
+                auth: args.auth,
+                tls: args.tls,
+                concurrency: args.concurrency,
+                name,
+                mirrored: undefined,
+                bytes: undefined,
+                blobCount: undefined,
+                registries: undefined,
+                imageDigestMirrorSet: undefined,
+                registriesConf: undefined,
+                pushed: undefined,
+                drift: undefined,
+            },
+            { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "auth"] },
+            "airgap",
+            "ImageMirror",
+        );
+    }
+}
