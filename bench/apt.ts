@@ -1,0 +1,325 @@
+/**
+ * `npm run bench:apt`: this project's APT engine side by side with aptly, on the same generated
+ * upstream, the same query and the same kind of signed output. Prints wall times, peak RSS and
+ * the ratios; it asserts nothing about time. See bench/README.md.
+ *
+ *     npm run bench:apt -- [--deb-cache DIR] [--cpu-prof DIR] [--groups N] [--runs N] [--stanzas N] [--fallbacks present]
+ *
+ * --deb-cache DIR  keep the generated .debs in DIR and reuse them in later runs
+ * --cpu-prof DIR   run our side under `node --cpu-prof`, profiles written to DIR
+ * --groups N       upstream size in groups of 100 packages (default 30: 3000 packages)
+ * --runs N         repeat the three cases N times, each from a fresh start (default 3); the
+ *                  table shows medians
+ * --stanzas N      stanzas of the synthetic index for the parsing benchmark (default 60000)
+ * --fallbacks present  second alternatives name packages that exist (aptly then selects more)
+ */
+import { readdirSync, statSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { makeGpgKeyring } from "../test/harness/fixtures/aptrepo";
+import { run } from "../test/harness/servers/process";
+import { startStaticServer } from "../test/harness/servers/http";
+import { cleanupAll, makeTempDir } from "../test/harness/tmp";
+import { makeAptlySide } from "./lib/aptly";
+import {
+    checkTimeTool,
+    type Measurement,
+    markdownTable,
+    measureCommand,
+    mebibytes,
+    ratio,
+    seconds,
+} from "./lib/measure";
+import { benchParsing } from "./lib/parse";
+import { summarizeProfile } from "./lib/profile";
+import { difference, publishedPackageSet } from "./lib/published";
+import type { RunOursConfig, RunOursResult } from "./lib/run-ours";
+import { buildUpstream, planUpstream } from "./lib/upstream";
+
+interface CaseRun {
+    aptly: Measurement;
+    ours: Measurement;
+    detail: RunOursResult;
+    same: boolean;
+}
+
+function median(values: readonly number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+interface Args {
+    debCache?: string;
+    cpuProf?: string;
+    groups: number;
+    stanzas: number;
+    runs: number;
+    fallbacks: "absent" | "present";
+}
+
+function parseArgs(argv: readonly string[]): Args {
+    const args: Args = { groups: 30, stanzas: 60_000, runs: 3, fallbacks: "absent" };
+    for (let i = 0; i < argv.length; i++) {
+        const value = () => {
+            const v = argv[++i];
+            if (v === undefined) throw new Error(`${argv[i - 1]} needs a value`);
+            return v;
+        };
+        switch (argv[i]) {
+            case "--deb-cache":
+                args.debCache = resolve(value());
+                break;
+            case "--cpu-prof":
+                args.cpuProf = resolve(value());
+                break;
+            case "--groups":
+                args.groups = Number(value());
+                break;
+            case "--runs":
+                args.runs = Number(value());
+                break;
+            case "--stanzas":
+                args.stanzas = Number(value());
+                break;
+            case "--fallbacks": {
+                const v = value();
+                if (v !== "absent" && v !== "present") throw new Error("--fallbacks takes absent or present");
+                args.fallbacks = v;
+                break;
+            }
+            default:
+                throw new Error(`unknown argument ${argv[i]}; see the comment at the top of bench/apt.ts`);
+        }
+    }
+    return args;
+}
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+function dirBytes(dir: string): number {
+    let n = 0;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, entry.name);
+        n += entry.isDirectory() ? dirBytes(p) : entry.isFile() ? statSync(p).size : 0;
+    }
+    return n;
+}
+
+async function main(): Promise<void> {
+    const args = parseArgs(process.argv.slice(2));
+    checkTimeTool();
+    await run("aptly", ["version"]).catch((cause) => {
+        throw new Error("aptly is missing: install Debian's aptly package", { cause });
+    });
+
+    log(`machine: ${(await run("nproc", [])).stdout.trim()} cores, node ${process.version}`);
+    const setupStart = performance.now();
+    const upstreamKeys = await makeGpgKeyring(["rsa"]);
+    const mirrorKeys = await makeGpgKeyring(["rsa"]);
+    const plan = planUpstream({ groups: args.groups, fallbacks: args.fallbacks });
+    const upstream = await buildUpstream({ plan, keyring: upstreamKeys, debCache: args.debCache });
+    const server = await startStaticServer(upstream.repo.dir);
+    log(
+        `upstream: ${plan.specs.length} packages, ${mebibytes(dirBytes(join(upstream.repo.dir, "pool")) / 1024)} MiB,` +
+            ` built in ${seconds(performance.now() - setupStart)} s, served at ${server.url}`,
+    );
+    log(`query: ${plan.query.length > 100 ? `${plan.query.slice(0, 100)}...` : plan.query} (with dependencies)`);
+
+    const work = await makeTempDir("bench-work");
+    const trusted = join(work, "upstream-trusted.gpg");
+    await writeFile(trusted, (await upstreamKeys.gpg(["--export", upstreamKeys.keys[0]!.fingerprint])).stdoutBytes);
+    const prefix = "bench";
+    const distribution = "stable";
+
+    const runner = join(__dirname, "lib", "run-ours.js");
+    const profiles: { label: string; dir: string }[] = [];
+    const caseNames = ["cold sync", "no-op re-sync", "one package changed"] as const;
+    const results: CaseRun[][] = caseNames.map(() => []);
+
+    for (let r = 1; r <= args.runs; r++) {
+        log(`run ${r} of ${args.runs}`);
+        const aptly = await makeAptlySide({
+            url: server.url,
+            distribution,
+            filter: plan.query,
+            trustedKeyring: trusted,
+            signingHome: mirrorKeys.home,
+            signingFingerprint: mirrorKeys.keys[0]!.fingerprint,
+            prefix,
+        });
+        const oursRoot = join(await makeTempDir("bench-ours"), "root");
+        const config: RunOursConfig = {
+            source: {
+                url: server.url,
+                distribution,
+                components: ["main"],
+                architectures: ["amd64"],
+                key: upstreamKeys.publicKeysArmored,
+            },
+            queries: [plan.query],
+            withDeps: true,
+            publish: { root: oursRoot, prefix },
+            signing: { privateKey: mirrorKeys.keys[0]!.privateKeyArmored },
+        };
+        const configPath = join(work, `ours-${r}.json`);
+        await writeFile(configPath, JSON.stringify(config));
+
+        const ours = async (label: string): Promise<{ m: Measurement; result: RunOursResult }> => {
+            const dir =
+                args.cpuProf === undefined
+                    ? undefined
+                    : join(args.cpuProf, `${label.replace(/[^a-z0-9]+/g, "-")}-run${r}`);
+            if (dir !== undefined) profiles.push({ label: `${label}, run ${r}`, dir });
+            const profile = dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+            const { result, measurement } = await measureCommand(`ours ${label}`, process.execPath, [
+                ...profile,
+                runner,
+                configPath,
+            ]);
+            return { m: measurement, result: JSON.parse(result.stdout.trim()) as RunOursResult };
+        };
+        const measureCase = async (i: number, aptlyRun: () => Promise<Measurement>) => {
+            const name = caseNames[i]!;
+            const a = await aptlyRun();
+            const o = await ours(name);
+            const published = {
+                aptly: publishedPackageSet(aptly.publishedDir, distribution),
+                ours: publishedPackageSet(join(oursRoot, prefix), distribution),
+            };
+            const diff = difference(published.aptly, published.ours);
+            const same = diff.onlyA.length === 0 && diff.onlyB.length === 0;
+            log(
+                `  ${name}: aptly ${seconds(a.wallMs)} s, ours ${seconds(o.m.wallMs)} s;` +
+                    ` published: aptly ${published.aptly.size}, ours ${published.ours.size} (lock ${o.result.packageCount});` +
+                    ` same package set: ${same ? "yes" : "no"}`,
+            );
+            if (!same) {
+                log(`    only aptly (${diff.onlyA.length}): ${diff.onlyA.slice(0, 10).join(", ")}`);
+                log(`    only ours (${diff.onlyB.length}): ${diff.onlyB.slice(0, 10).join(", ")}`);
+            }
+            results[i]!.push({ aptly: a, ours: o.m, detail: o.result, same });
+        };
+
+        await measureCase(0, () => aptly.cold());
+        await measureCase(1, () => aptly.resync());
+        const version = `1.9.${r}-1`;
+        log(`  upstream: ${plan.change.name} now ${version}`);
+        await upstream.applyChange(version);
+        await measureCase(2, () => aptly.resync());
+    }
+
+    log("parsing a synthetic Packages index...");
+    const parsing = await benchParsing(args.stanzas);
+
+    // Report: the median of the runs for each cell.
+    const med = (pick: (c: CaseRun) => number) => (runs: readonly CaseRun[]) => median(runs.map(pick));
+    const cases = caseNames.map((name, i) => {
+        const runs = results[i]!;
+        return {
+            name,
+            runs,
+            aptlyMs: med((c) => c.aptly.wallMs)(runs),
+            oursMs: med((c) => c.ours.wallMs)(runs),
+            aptlyRss: med((c) => c.aptly.maxRssKiB)(runs),
+            oursRss: med((c) => c.ours.maxRssKiB)(runs),
+            same: runs.every((c) => c.same),
+        };
+    });
+    log("");
+    log(`median of ${args.runs} run(s):`);
+    log(
+        markdownTable(
+            ["case", "aptly s", "ours s", "ours/aptly", "aptly peak RSS MiB", "ours peak RSS MiB", "RSS ours/aptly"],
+            cases.map((c) => [
+                c.name,
+                seconds(c.aptlyMs),
+                seconds(c.oursMs),
+                ratio(c.oursMs, c.aptlyMs),
+                mebibytes(c.aptlyRss),
+                mebibytes(c.oursRss),
+                ratio(c.oursRss, c.aptlyRss),
+            ]),
+        ),
+    );
+    const [cold, noop] = cases;
+    log("");
+    log(`no-op ours / cold ours: ${ratio(noop!.oursMs, cold!.oursMs)}`);
+    log(
+        `same package set: ${cases.every((c) => c.same) ? "yes" : "no"}` +
+            ` (${cases.map((c) => `${c.name}: ${c.same ? "yes" : "no"}`).join(", ")})`,
+    );
+    log("");
+    log("targets:");
+    const target = (what: string, value: number, limit: number) =>
+        log(`  ${what}: ${value.toFixed(3)} (target <= ${limit}) ${value <= limit ? "met" : "MISSED"}`);
+    target("cold ours/aptly", cold!.oursMs / cold!.aptlyMs, 0.5);
+    target("no-op ours / cold ours", noop!.oursMs / cold!.oursMs, 0.05);
+    for (const c of cases) target(`peak RSS ours/aptly, ${c.name}`, c.oursRss / c.aptlyRss, 1);
+    log("");
+    log("every run, wall s (peak RSS MiB):");
+    log(
+        markdownTable(
+            [
+                "case",
+                ...results[0]!.map((_, r) => `run ${r + 1} aptly`),
+                ...results[0]!.map((_, r) => `run ${r + 1} ours`),
+            ],
+            cases.map((c) => [
+                c.name,
+                ...c.runs.map((x) => `${seconds(x.aptly.wallMs)} (${mebibytes(x.aptly.maxRssKiB)})`),
+                ...c.runs.map((x) => `${seconds(x.ours.wallMs)} (${mebibytes(x.ours.maxRssKiB)})`),
+            ]),
+        ),
+    );
+    log("");
+    log(`steps of run ${args.runs}:`);
+    for (const c of cases) {
+        const last = c.runs[c.runs.length - 1]!;
+        log(`  ${c.name}`);
+        for (const s of last.aptly.steps) {
+            log(`    ${s.label.padEnd(24)} ${seconds(s.wallMs)} s  ${mebibytes(s.maxRssKiB)} MiB`);
+        }
+        log(
+            `    ${"ours".padEnd(24)} ${seconds(last.ours.wallMs)} s  ${mebibytes(last.ours.maxRssKiB)} MiB` +
+                ` (resolveLock ${seconds(last.detail.resolveMs)} s, syncMirror ${seconds(last.detail.syncMs)} s,` +
+                " the rest is node start-up and loading the engine)",
+        );
+    }
+    log("");
+    log(
+        markdownTable(
+            ["parsing", "stanzas", "MB", "best s", "MB/s"],
+            parsing.map((p) => [
+                p.label,
+                String(p.stanzas),
+                (p.bytes / 1e6).toFixed(1),
+                seconds(p.ms),
+                p.mbPerSecond.toFixed(1),
+            ]),
+        ),
+    );
+
+    for (const { label, dir } of profiles) {
+        for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
+            const summary = summarizeProfile(join(dir, file));
+            log("");
+            log(`profile of ours, ${label} (${join(dir, file)}), ${seconds(summary.totalMs)} s sampled, self time:`);
+            for (const a of summary.byArea) log(`  ${seconds(a.ms).padStart(6)} s  ${a.name}`);
+            log("  by the nearest engine function on the stack:");
+            for (const f of summary.byEngineFunction) log(`  ${seconds(f.ms).padStart(6)} s  ${f.name}`);
+        }
+    }
+
+    await server.close();
+    await upstream.repo.close();
+    await upstreamKeys.close();
+    await mirrorKeys.close();
+}
+
+main()
+    .catch((err: unknown) => {
+        process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exitCode = 1;
+    })
+    .finally(() => cleanupAll());
