@@ -37,7 +37,7 @@ async function main(configPath: string): Promise<void> {
     mkdirSync(config.publish.root, { recursive: true });
     const cacheDir = indexCacheDir(config.publish.root);
     const t0 = performance.now();
-    const { lock } = await resolveLock({
+    const { lock, upstream } = await resolveLock({
         source: config.source,
         queries: config.queries,
         withDeps: config.withDeps,
@@ -50,7 +50,7 @@ async function main(configPath: string): Promise<void> {
         publish: config.publish,
         signing: config.signing,
     };
-    const state = await syncMirror(spec, { cacheDir });
+    const state = await syncMirror(spec, { cacheDir, upstream });
     const t2 = performance.now();
     const result: RunOursResult = {
         resolveMs: t1 - t0,

@@ -17,6 +17,7 @@ import type { Dispatcher } from "undici";
 import { AirgapError, type AirgapErrorCode, invalidArgument } from "../errors";
 import { createDispatcher, type HttpOptions, joinUrl, type RetryOptions } from "../http/client";
 import { downloadToFile } from "../http/download";
+import type { HashMemo } from "../store/hashcache";
 import { unsafePathReason } from "./control";
 import type { PackageRecord } from "./types";
 
@@ -59,6 +60,11 @@ export interface DownloadPackagesOptions {
     readonly progressIntervalMs?: number;
     /** Failures listed in the error message; the rest are counted. Defaults to 10. */
     readonly maxReportedFailures?: number;
+    /**
+     * Verified hashes of files already in the pool, so that a file checked by an earlier run
+     * (same inode, size, mtime and ctime) is not read again. Defaults to hashing every file.
+     */
+    readonly hashMemo?: HashMemo;
 }
 
 export interface DownloadPackagesResult {
@@ -78,8 +84,11 @@ async function fileSha256(file: string): Promise<string> {
     return hash.digest("hex");
 }
 
-/** True when `file` exists with exactly this size and SHA256. */
-export async function isVerifiedFile(file: string, size: number, sha256: string): Promise<boolean> {
+/** True when `file` exists with exactly this size and SHA256 (through `memo` when given). */
+export async function isVerifiedFile(file: string, size: number, sha256: string, memo?: HashMemo): Promise<boolean> {
+    if (memo !== undefined) {
+        return memo.isVerified(file, size, sha256);
+    }
     const info = await stat(file).catch(() => undefined);
     if (info === undefined || !info.isFile() || info.size !== size) {
         return false;
@@ -157,7 +166,7 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
 
     const one = async (pkg: PackageFile): Promise<void> => {
         const target = join(poolDir, pkg.filename);
-        if (await isVerifiedFile(target, pkg.size, pkg.sha256)) {
+        if (await isVerifiedFile(target, pkg.size, pkg.sha256, options.hashMemo)) {
             counts.reused++;
             counts.reusedBytes += pkg.size;
             return;

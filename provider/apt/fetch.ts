@@ -465,7 +465,13 @@ function httpOptions(options: HttpOptions): HttpOptions {
 }
 
 function withContext(err: unknown, context: string): unknown {
-    if (err instanceof Error && typeof (err as { code?: unknown }).code === "string" && err.name === "AirgapError") {
+    if (
+        err instanceof Error &&
+        typeof (err as { code?: unknown }).code === "string" &&
+        err.name === "AirgapError" &&
+        // parseEntry already adds the context readIndex adds again around it.
+        !err.message.startsWith(`${context}: `)
+    ) {
         return new AirgapError((err as AirgapError).code, `${context}: ${err.message}`, { cause: err });
     }
     return err;

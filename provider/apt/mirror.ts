@@ -11,8 +11,9 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dispatcher } from "undici";
-import { AirgapError, invalidArgument } from "../errors";
+import { AirgapError, hasCode, invalidArgument } from "../errors";
 import { type KeySource, loadPublicKeys, type VerificationKeys } from "../pgp/verify";
+import { HashMemo } from "../store/hashcache";
 import { xzIndexCompressor } from "../store/xz";
 import { type DownloadProgress, downloadPackages } from "./download";
 import { checkRequest, type FetchedRelease, fetchPackageIndexes, fetchRelease } from "./fetch";
@@ -89,6 +90,8 @@ export interface Upstream {
     components: string[];
     architectures: string[];
     packages: PackageRecord[];
+    /** The source it was fetched for; `syncMirror` reuses an upstream fetched for the same source. */
+    source?: AptSourceSpec;
 }
 
 export interface IoOptions {
@@ -107,6 +110,27 @@ export function indexCacheDir(root: string): string {
 /** `<root>/.airgap/downloads/<prefix>`: this mirror's verified downloads, hard-linked into the pool. */
 export function downloadDir(publish: Pick<AptPublishSpec, "root" | "prefix">): string {
     return path.join(publish.root, workDirName, "downloads", publish.prefix.replace(/\//g, "__") || "_");
+}
+
+/** `<root>/.airgap/hashes/<prefix>`: verified hashes of this mirror's downloads and pool files. */
+export function hashMemoFile(publish: Pick<AptPublishSpec, "root" | "prefix">): string {
+    return path.join(publish.root, workDirName, "hashes", publish.prefix.replace(/\//g, "__") || "_");
+}
+
+/** True when two source specs name the same upstream, read the same way. */
+function sameSource(a: AptSourceSpec, b: AptSourceSpec): boolean {
+    const canonical = (s: AptSourceSpec) =>
+        JSON.stringify([
+            s.url,
+            s.distribution,
+            s.components ?? null,
+            s.architectures ?? null,
+            s.key ?? null,
+            s.keyUrl ?? null,
+            s.keyring ?? null,
+            s.allowUnsigned ?? false,
+        ]);
+    return canonical(a) === canonical(b);
 }
 
 export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}): Promise<VerificationKeys | undefined> {
@@ -142,7 +166,17 @@ export async function fetchUpstream(source: AptSourceSpec, io: IoOptions = {}): 
         allowUnsigned: source.allowUnsigned,
         dispatcher: io.dispatcher,
     });
-    const checked = checkRequest(release, source.components, source.architectures);
+    let checked: ReturnType<typeof checkRequest>;
+    try {
+        checked = checkRequest(release, source.components, source.architectures);
+    } catch (err) {
+        // checkRequest names `components[i]`; the caller's argument is `source.components[i]`.
+        const argument = (err as AirgapError).argument;
+        if (hasCode(err, "ERR_INVALID_ARGUMENT") && argument !== undefined) {
+            throw invalidArgument(`source.${argument}`, (err as Error).message.replace(`${argument}: `, ""), err);
+        }
+        throw err;
+    }
     const indexes = await fetchPackageIndexes({
         release,
         components: checked.components,
@@ -155,6 +189,7 @@ export async function fetchUpstream(source: AptSourceSpec, io: IoOptions = {}): 
         components: [...checked.components],
         architectures: [...checked.architectures],
         packages: indexes.packages,
+        source,
     };
 }
 
@@ -231,6 +266,11 @@ export function selectLocked(upstream: Upstream, lock: AptLock): PackageRecord[]
 export interface SyncOptions extends IoOptions {
     onProgress?: (p: DownloadProgress) => void;
     hooks?: PublishHooks;
+    /**
+     * The upstream as `resolveLock` (or `fetchUpstream`) just fetched it, verified. Used instead
+     * of fetching again when it was fetched for the same source; ignored otherwise.
+     */
+    upstream?: Upstream;
 }
 
 function sha256Of(file: string): string {
@@ -240,12 +280,16 @@ function sha256Of(file: string): string {
 /** Downloads what the lock names and publishes it, atomically. */
 export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {}): Promise<AptMirrorState> {
     const { source, publish } = spec;
-    const upstream = await fetchUpstream(source, {
-        ...options,
-        cacheDir: options.cacheDir ?? indexCacheDir(publish.root),
-    });
+    const upstream =
+        options.upstream?.source !== undefined && sameSource(options.upstream.source, source)
+            ? options.upstream
+            : await fetchUpstream(source, {
+                  ...options,
+                  cacheDir: options.cacheDir ?? indexCacheDir(publish.root),
+              });
     const records = selectLocked(upstream, spec.packages);
     const downloads = downloadDir(publish);
+    const hashMemo = await HashMemo.load(hashMemoFile(publish));
     await downloadPackages({
         baseUrl: upstream.release.url,
         packages: records,
@@ -254,6 +298,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         dispatcher: options.dispatcher,
         onProgress: options.onProgress,
         progressIntervalMs: 5000,
+        hashMemo,
     });
     const result = await publishRepo({
         root: publish.root,
@@ -270,8 +315,12 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         allowUnsigned: spec.allowUnsigned,
         compressors: [xzIndexCompressor],
         hooks: options.hooks,
+        hashMemo,
+        // A re-sync that changes nothing keeps the current generation (drift is still repaired).
+        skipIfUnchanged: true,
     });
     collectDownloads(downloads, new Set(records.map((r) => path.normalize(r.filename))));
+    await hashMemo.save();
     const distDir = path.join(result.repoDir, "dists", result.distribution);
     return {
         ...spec,

@@ -20,6 +20,7 @@ import { createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { AirgapError } from "../errors";
+import type { HashMemo } from "../store/hashcache";
 import type { PackageRecord } from "./types";
 
 /** `libfoo` → `libf`, `nginx` → `n`. */
@@ -80,6 +81,11 @@ export interface PlaceOptions {
      * link shares the bytes: the caller MUST NOT change its file in place afterwards.
      */
     readonly mode?: PlaceMode;
+    /**
+     * Verified hashes: a target already in place is checked through it (a hard link to a
+     * download verified in this run shares its inode and entry), and a placed file is recorded.
+     */
+    readonly hashMemo?: HashMemo;
 }
 
 /** What `placePoolFile` did. */
@@ -107,7 +113,8 @@ export async function placePoolFile(
         throw err;
     });
     if (existing?.isFile() && existing.size === expected.size) {
-        const current = await hashFile(target);
+        const current =
+            options.hashMemo !== undefined ? await options.hashMemo.verifiedSha256(target) : await hashFile(target);
         if (current?.sha256 === expected.sha256) {
             return "kept";
         }
@@ -151,6 +158,8 @@ export async function placePoolFile(
             }
         }
         await fsp.rename(tmp, target);
+        // The rename changed the file's ctime; the bytes are those just verified.
+        await options.hashMemo?.record(target, expected.sha256);
     } catch (err) {
         await fsp.rm(tmp, { force: true });
         if (

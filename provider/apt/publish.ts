@@ -28,8 +28,9 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 import { invalidArgument } from "../errors";
-import { loadSigningKey, type ReleaseSigner, type SigningOptions } from "../pgp/sign";
+import { checkReleaseSignatures, loadSigningKey, type ReleaseSigner, type SigningOptions } from "../pgp/sign";
 import { sha256, writeFileAtomic } from "../store/atomic";
+import { type HashMemo, verifiedSha256 } from "../store/hashcache";
 import { formatStanza, unsafePathReason } from "./control";
 import { collectPool, fsyncDirectory, type PlaceMode, placePoolFile, poolPath } from "./pool";
 import {
@@ -41,6 +42,7 @@ import {
     lockRepo,
     newGenerationName,
     readOptional,
+    type PoolReferences,
     referencedPoolFiles,
     repoDirOf,
     STAGING_DIR,
@@ -121,6 +123,20 @@ export interface PublishOptions {
     /** How long to wait for another publisher of the same prefix. Defaults to 10 minutes. */
     readonly lockTimeoutMs?: number;
     readonly hooks?: PublishHooks;
+    /**
+     * Verified hashes of pool files (see `store/hashcache.ts`): a pool file kept from an earlier
+     * publish, or a hard link to a download verified in this run, is not read again. Defaults to
+     * hashing every pool file.
+     */
+    readonly hashMemo?: HashMemo;
+    /**
+     * When the suite published now is exactly what this publish would write (the same `Packages`
+     * indexes and compressed forms, the same Release fields, signed by the same key, no
+     * `validUntil` to renew) and every pool file it names still has its SHA256, make no new
+     * generation: return the current one, with `placed` and `removed` empty. Anything that
+     * differs (drift included) publishes normally. Hooks are not called then. Defaults to false.
+     */
+    readonly skipIfUnchanged?: boolean;
 }
 
 /** A package as published. */
@@ -324,6 +340,19 @@ export async function buildIndexes(
     compressors: readonly IndexCompressor[] = [],
 ): Promise<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();
+    for (const [base, text] of packagesTexts(plan)) {
+        out.set(base, text);
+        out.set(`${base}.gz`, await gzipAsync(text, { level: 9 }));
+        for (const compressor of compressors) {
+            out.set(`${base}${compressor.extension}`, Buffer.from(await compressor.compress(text)));
+        }
+    }
+    return out;
+}
+
+/** The uncompressed `Packages` index of every component and architecture, by path under `dists/<dist>`. */
+function packagesTexts(plan: PublishPlan): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
     const entries = [...plan.byPool.entries()]
         .map(([filename, pkg]) => ({ pkg, published: describe(pkg.record, filename) }))
         .sort((a, b) => comparePackages(a.published, b.published));
@@ -336,13 +365,7 @@ export async function buildIndexes(
                         (pkg.record.architecture === architecture || pkg.record.architecture === "all"),
                 )
                 .map(({ pkg, published }) => publishedStanza(pkg.record, published.filename));
-            const text = Buffer.from(stanzas.join("\n"), "utf8");
-            const base = `${component}/binary-${architecture}/Packages`;
-            out.set(base, text);
-            out.set(`${base}.gz`, await gzipAsync(text, { level: 9 }));
-            for (const compressor of compressors) {
-                out.set(`${base}${compressor.extension}`, Buffer.from(await compressor.compress(text)));
-            }
+            out.set(`${component}/binary-${architecture}/Packages`, Buffer.from(stanzas.join("\n"), "utf8"));
         }
     }
     return out;
@@ -380,7 +403,8 @@ async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: 
 async function placePool(
     plan: PublishPlan,
     mode: PlaceMode | undefined,
-): Promise<{ placed: string[]; kept: string[] }> {
+    hashMemo: HashMemo | undefined,
+): Promise<{ placed: string[]; kept: string[]; references: PoolReferences }> {
     const references = await referencedPoolFiles(plan.repoDir);
     const placed: string[] = [];
     const kept: string[] = [];
@@ -401,15 +425,16 @@ async function placePool(
             pkg.file,
             path.join(plan.repoDir, target),
             { sha256: pkg.record.sha256, size: pkg.record.size },
-            { mode },
+            { mode, hashMemo },
         );
         (result === "kept" ? kept : placed).push(target);
     });
-    const dirs = new Set(targets.map((target) => path.dirname(path.join(plan.repoDir, target))));
+    // Only directories that got a new entry in this run need syncing.
+    const dirs = new Set(placed.map((target) => path.dirname(path.join(plan.repoDir, target))));
     for (const dir of dirs) {
         await fsyncDirectory(dir);
     }
-    return { placed: placed.sort(), kept: kept.sort() };
+    return { placed: placed.sort(), kept: kept.sort(), references };
 }
 
 /** Links `source` to `target`, or copies it when links are refused. */
@@ -536,10 +561,15 @@ async function switchSuite(repoDir: string, distribution: string, generationDir:
 
 /**
  * Removes what no published suite needs: generations of `distribution` other than the current
- * one, staging left-overs, stray temporary symlinks under `dists/`, and pool files no suite
- * names. Pool files are kept when some suite under `dists/` cannot be read.
+ * one, staging left-overs, stray temporary symlinks under `dists/`, and, when `collectPoolFiles`,
+ * pool files no suite names. Pool files are kept when some suite under `dists/` cannot be read.
  */
-async function collectGarbage(repoDir: string, distribution: string, keepGeneration: string | undefined) {
+async function collectGarbage(
+    repoDir: string,
+    distribution: string,
+    keepGeneration: string | undefined,
+    collectPoolFiles = true,
+) {
     const generations = generationsOf(repoDir, distribution);
     for (const name of await fsp.readdir(generations).catch(() => [] as string[])) {
         if (name !== keepGeneration) {
@@ -552,11 +582,152 @@ async function collectGarbage(repoDir: string, distribution: string, keepGenerat
             await fsp.rm(path.join(repoDir, "dists", name), { force: true });
         }
     }
+    if (!collectPoolFiles) {
+        return [];
+    }
     const references = await referencedPoolFiles(repoDir);
     if (!references.complete) {
         return [];
     }
     return collectPool(repoDir, new Set(references.files.keys()));
+}
+
+/** What the Release of a publish says, less the date and the files. */
+function releaseContent(options: PublishOptions, plan: PublishPlan, date: Date, files: readonly ReleaseFile[]) {
+    return {
+        origin: options.origin,
+        label: options.label ?? options.origin,
+        suite: plan.distribution,
+        version: options.version,
+        codename: options.codename ?? plan.distribution,
+        date,
+        validUntil: options.validUntil,
+        architectures: plan.architectures,
+        components: plan.components,
+        description: options.description,
+        acquireByHash: options.acquireByHash ?? true,
+        notAutomatic: options.notAutomatic,
+        butAutomaticUpgrades: options.butAutomaticUpgrades,
+        files,
+    };
+}
+
+/**
+ * The result of publishing the current generation again, when that would change nothing but
+ * the Release date (see `skipIfUnchanged`); undefined when anything differs. Reads the
+ * Release, its indexes and signatures (small files); pool files go through the hash memo.
+ */
+async function currentIfUnchanged(
+    plan: PublishPlan,
+    options: PublishOptions,
+    signer: ReleaseSigner | undefined,
+    current: { generation: string; dir: string },
+): Promise<PublishResult | undefined> {
+    if (options.validUntil !== undefined) {
+        return undefined;
+    }
+    const releaseBytes = await readOptional(path.join(current.dir, "Release"));
+    if (releaseBytes === undefined) {
+        return undefined;
+    }
+    const releaseText = releaseBytes.toString("utf8");
+    let release: ReturnType<typeof parseRelease>;
+    try {
+        release = parseRelease(releaseText);
+    } catch {
+        return undefined;
+    }
+    if (release.date === undefined) {
+        return undefined;
+    }
+    // The same index files: every uncompressed index with the same bytes, the same forms.
+    const texts = packagesTexts(plan);
+    const extensions = ["", ".gz", ...(options.compressors ?? []).map((c) => c.extension)];
+    const listed = new Map(release.files.map((file) => [file.path, file]));
+    if (listed.size !== release.files.length || listed.size !== texts.size * extensions.length) {
+        return undefined;
+    }
+    for (const [base, text] of texts) {
+        const file = listed.get(base);
+        if (file === undefined || file.size !== text.length || file.sha256 !== sha256(text)) {
+            return undefined;
+        }
+        if (!extensions.every((extension) => listed.has(`${base}${extension}`))) {
+            return undefined;
+        }
+    }
+    // The same Release fields: what this publish would write, with the current date and files.
+    let expected: string;
+    try {
+        expected = formatRelease(releaseContent(options, plan, release.date, release.files));
+    } catch {
+        return undefined;
+    }
+    if (expected !== releaseText) {
+        return undefined;
+    }
+    // Every index as the Release lists it, and its by-hash copy.
+    const acquireByHash = options.acquireByHash ?? true;
+    for (const file of release.files) {
+        const bytes = await readOptional(path.join(current.dir, file.path));
+        if (bytes === undefined || bytes.length !== file.size || sha256(bytes) !== file.sha256) {
+            return undefined;
+        }
+        if (acquireByHash) {
+            const copy = path.join(current.dir, path.dirname(file.path), "by-hash", "SHA256", file.sha256);
+            if ((await fsp.stat(copy).catch(() => undefined))?.size !== file.size) {
+                return undefined;
+            }
+        }
+    }
+    // Signed by the same key, both ways; or unsigned as asked.
+    const inRelease = await readOptional(path.join(current.dir, "InRelease"));
+    const releaseGpg = await readOptional(path.join(current.dir, "Release.gpg"));
+    if (signer === undefined) {
+        if (inRelease !== undefined || releaseGpg !== undefined) {
+            return undefined;
+        }
+    } else {
+        if (inRelease === undefined || releaseGpg === undefined) {
+            return undefined;
+        }
+        const check = await checkReleaseSignatures(signer.publicKeyArmored, {
+            release: releaseBytes,
+            inRelease: inRelease.toString("utf8"),
+            releaseGpg: releaseGpg.toString("utf8"),
+        });
+        if (check.inRelease !== "valid" || check.releaseGpg !== "valid" || check.inReleaseMatchesRelease !== true) {
+            return undefined;
+        }
+    }
+    // Every pool file with its SHA256.
+    const targets = [...plan.byPool.keys()].sort();
+    let intact = true;
+    await forEachLimited(targets, 4, async (target) => {
+        if (!intact) {
+            return;
+        }
+        const record = plan.byPool.get(target)!.record;
+        const found = await verifiedSha256(path.join(plan.repoDir, target), options.hashMemo);
+        if (found === undefined || found.sha256 !== record.sha256 || found.size !== record.size) {
+            intact = false;
+        }
+    });
+    if (!intact) {
+        return undefined;
+    }
+    return {
+        repoDir: plan.repoDir,
+        distribution: plan.distribution,
+        generation: current.generation,
+        packages: [...plan.byPool].map(([filename, pkg]) => describe(pkg.record, filename)).sort(comparePackages),
+        indexes: [...release.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+        placed: [],
+        kept: targets,
+        removed: [],
+        fingerprints: signer?.fingerprints ?? [],
+        publicKeyArmored: signer?.publicKeyArmored ?? "",
+    };
 }
 
 /**
@@ -581,11 +752,22 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
     const acquireByHash = options.acquireByHash ?? true;
     const lock = await lockRepo(plan.repoDir, options.lockTimeoutMs ?? 600_000);
     try {
-        // Whatever is in staging belongs to a run that did not finish.
-        await fsp.rm(path.join(plan.repoDir, STAGING_DIR), { recursive: true, force: true });
+        // Whatever is in staging belongs to a run that did not finish; such a run may also have
+        // left pool files (placed, never published) and temporary files in the pool.
+        const stagingRoot = path.join(plan.repoDir, STAGING_DIR);
+        const unfinished = (await fsp.lstat(stagingRoot).catch(() => undefined)) !== undefined;
+        await fsp.rm(stagingRoot, { recursive: true, force: true });
         const previous = await currentSuite(plan.repoDir, plan.distribution);
+        if (options.skipIfUnchanged === true && !unfinished && previous.kind === "generation") {
+            const unchanged = await currentIfUnchanged(plan, options, signer, previous);
+            if (unchanged !== undefined) {
+                return unchanged;
+            }
+        }
 
-        const { placed, kept } = await placePool(plan, options.placeMode);
+        // `.staging/` exists from here until the garbage is collected: it marks the run unfinished.
+        await fsp.mkdir(stagingRoot, { recursive: true });
+        const { placed, kept, references } = await placePool(plan, options.placeMode, options.hashMemo);
         await options.hooks?.afterPool?.();
 
         const indexes = await buildIndexes(plan, options.compressors ?? []);
@@ -594,22 +776,7 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
             size: bytes.length,
             sha256: sha256(bytes),
         }));
-        const releaseText = formatRelease({
-            origin: options.origin,
-            label: options.label ?? options.origin,
-            suite: plan.distribution,
-            version: options.version,
-            codename: options.codename ?? plan.distribution,
-            date,
-            validUntil: options.validUntil,
-            architectures: plan.architectures,
-            components: plan.components,
-            description: options.description,
-            acquireByHash,
-            notAutomatic: options.notAutomatic,
-            butAutomaticUpgrades: options.butAutomaticUpgrades,
-            files,
-        });
+        const releaseText = formatRelease(releaseContent(options, plan, date, files));
 
         const generation = newGenerationName(date);
         const staging = path.join(plan.repoDir, STAGING_DIR, `${plan.distribution}-${generation}`);
@@ -628,7 +795,14 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
         await switchSuite(plan.repoDir, plan.distribution, generationDir);
         await options.hooks?.afterSwitch?.({ generation, dir: generationDir });
 
-        const removed = await collectGarbage(plan.repoDir, plan.distribution, generation);
+        // The pool is walked only when some file may have become garbage: a file published before
+        // that this suite drops, or left-overs of an unfinished run.
+        const mayDropFiles =
+            unfinished ||
+            previous.kind !== "generation" ||
+            !references.complete ||
+            [...references.files.keys()].some((file) => !plan.byPool.has(file));
+        const removed = await collectGarbage(plan.repoDir, plan.distribution, generation, mayDropFiles);
         return {
             repoDir: plan.repoDir,
             distribution: plan.distribution,
