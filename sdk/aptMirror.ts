@@ -107,7 +107,11 @@ async function lockFor(name: string, r: Resolved, lockFile: string | undefined):
         }
         pulumi.log.info(`${name}: ${lockFile} was resolved from other inputs; resolving again`);
     }
-    const cacheDir = fs.existsSync(r.root) ? indexCacheDir(r.root) : path.join(os.tmpdir(), "pulumi-airgap-indexes");
+    // A preview writes nothing under the mirror root: its indexes go to a cache outside it.
+    const cacheDir =
+        !pulumi.runtime.isDryRun() && fs.existsSync(r.root)
+            ? indexCacheDir(r.root)
+            : path.join(os.tmpdir(), "pulumi-airgap-indexes");
     const { lock } = await resolveLock({
         source: r.source,
         queries: r.queries,

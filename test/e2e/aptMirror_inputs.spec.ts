@@ -1,0 +1,266 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { AptMirror, type AptMirrorArgs } from "../../sdk";
+import { makeAptClient } from "../harness/fixtures/aptget";
+import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
+import { createTestStack, type TestStack } from "../harness/pulumi";
+import { type StaticServer, startStaticServer } from "../harness/servers/http";
+import { makeTempDir, removeTempDir } from "../harness/tmp";
+
+/**
+ * AptMirror's inputs through the real Pulumi CLI: a lock file that lets preview run without
+ * upstream, and inputs that are wrong, each refused by preview with the argument named and
+ * nothing written under the publish root.
+ */
+
+const MAIN = [
+    { name: "app", version: "1.0-1", depends: "libfoo (>= 1.0)" },
+    { name: "libfoo", version: "1.2-1" },
+    { name: "unrelated", version: "3.0-1" },
+];
+
+/** Every path below `dir` (relative, sorted); [] when `dir` is empty. */
+function entriesBelow(dir: string): string[] {
+    const out: string[] = [];
+    const walk = (rel: string) => {
+        for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+            const child = path.posix.join(rel, entry.name);
+            out.push(child);
+            if (entry.isDirectory()) walk(child);
+        }
+    };
+    walk("");
+    return out.sort();
+}
+
+/** Listens where the upstream server was: counts every connection attempt and drops it. */
+async function deadUpstream(port: number): Promise<{ connections: () => number; close: () => Promise<void> }> {
+    let connections = 0;
+    const server = net.createServer((socket) => {
+        connections++;
+        socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, "127.0.0.1", () => resolve());
+    });
+    return {
+        connections: () => connections,
+        close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+}
+
+describe("AptMirror inputs with the real Pulumi CLI", function () {
+    this.timeout(300_000);
+
+    let upstream: AptRepo;
+    let upstreamServer: StaticServer;
+    let signing: GpgKeyring;
+
+    before(async () => {
+        upstream = await buildRepo({ distribution: "bookworm", signWith: "ed25519", components: { main: MAIN } });
+        upstreamServer = await startStaticServer(upstream.dir);
+        signing = await makeGpgKeyring(["rsa"]);
+    });
+
+    after(async () => {
+        await upstreamServer?.close();
+        await upstream?.close();
+        await signing?.close();
+    });
+
+    const sourceArgs = () => ({
+        url: upstreamServer.url,
+        distribution: "bookworm",
+        components: ["main"],
+        architectures: ["amd64"],
+        key: upstream.publicKeyArmored,
+    });
+
+    describe("lockFile", () => {
+        let t: TestStack;
+        let root: string;
+        let work: string;
+        let lockFile: string;
+        let mirrorServer: StaticServer;
+        let dead: { connections: () => number; close: () => Promise<void> } | undefined;
+
+        before(async () => {
+            root = await makeTempDir("inputs-lock-root");
+            work = await makeTempDir("inputs-lock-work");
+            lockFile = path.join(work, "debian.lock.json");
+            mirrorServer = await startStaticServer(root);
+            // The mirror's outputs are not exported: when resolving fails (upstream gone, no lock
+            // file), an inline program whose failed resource feeds another registration hangs
+            // instead of failing (pulumi/pulumi#14980).
+            t = await createTestStack("aptlockfile", async () => {
+                new AptMirror("debian", {
+                    source: sourceArgs(),
+                    packages: ["app"],
+                    publish: { root, prefix: "debian" },
+                    signing: { privateKey: pulumi.secret(signing.keys[0]!.privateKeyArmored) },
+                    lockFile,
+                });
+            });
+        });
+
+        after(async () => {
+            await dead?.close();
+            await t?.dispose();
+            await mirrorServer?.close();
+            await removeTempDir(work);
+            await removeTempDir(root);
+        });
+
+        it("up resolves the queries and writes the lock file", async () => {
+            assert.ok(!fs.existsSync(lockFile));
+            const r = await t.up();
+            assert.deepEqual(
+                r.steps.filter((step) => step.type.endsWith(":AptMirror")).map((step) => step.op),
+                ["create"],
+                t.lastOutput(),
+            );
+            const expected = { "app/amd64": "1.0-1", "libfoo/amd64": "1.2-1" };
+            const saved = JSON.parse(fs.readFileSync(lockFile, "utf8"));
+            assert.equal(saved.version, 1);
+            assert.match(saved.inputs, /^[0-9a-f]{64}$/);
+            assert.deepEqual(saved.source, { url: upstreamServer.url, distribution: "bookworm" });
+            assert.deepEqual(saved.packages, expected);
+
+            const client = await makeAptClient({
+                sources: [
+                    {
+                        uri: `${mirrorServer.url}/debian`,
+                        suites: ["bookworm"],
+                        components: ["main"],
+                        signedBy: signing.publicKeysArmored,
+                    },
+                ],
+            });
+            try {
+                assert.ok((await client.update()).ok);
+                const install = await client.installDownloadOnly(["app"]);
+                assert.ok(install.ok, install.stdout + install.stderr);
+                assert.deepEqual(install.files, ["app_1.0-1_amd64.deb", "libfoo_1.2-1_amd64.deb"]);
+            } finally {
+                await client.close();
+            }
+        });
+
+        it("preview --expect-no-changes passes with upstream gone: the lock comes from the file", async () => {
+            upstreamServer.clearLog();
+            await upstreamServer.close();
+            dead = await deadUpstream(upstreamServer.port);
+            await t.preview({ expectNoChanges: true });
+            assert.equal(dead.connections(), 0, "preview contacted upstream");
+            assert.deepEqual(upstreamServer.requests, []);
+        });
+
+        it("without the lock file, the same preview needs upstream and fails", async () => {
+            const saved = fs.readFileSync(lockFile);
+            fs.rmSync(lockFile);
+            try {
+                await assert.rejects(t.preview({ expectNoChanges: true }), /InRelease/);
+                assert.ok(dead!.connections() > 0, "preview did not try upstream");
+            } finally {
+                fs.writeFileSync(lockFile, saved);
+                await dead?.close();
+                dead = undefined;
+                upstreamServer = await startStaticServer(upstream.dir);
+            }
+        });
+    });
+
+    describe("inputs refused by preview, with nothing written under the root", () => {
+        let t: TestStack;
+        let root: string;
+        /** What the next preview's program declares. */
+        let args: AptMirrorArgs;
+
+        const valid = (): AptMirrorArgs => ({
+            source: sourceArgs(),
+            packages: ["app"],
+            publish: { root, prefix: "debian" },
+            signing: { privateKey: pulumi.secret(signing.keys[0]!.privateKeyArmored) },
+        });
+
+        /** Runs preview, expects it to fail, and returns everything the CLI printed. */
+        const failingPreview = async (): Promise<string> => {
+            let message = "";
+            await assert.rejects(t.preview(), (err: Error) => {
+                message = err.message;
+                return true;
+            });
+            return `${message}\n${t.lastOutput()}`;
+        };
+
+        before(async () => {
+            root = await makeTempDir("inputs-bad-root");
+            // No outputs exported, for the reason given in the lockFile suite.
+            t = await createTestStack("aptbadinputs", async () => {
+                new AptMirror("debian", args);
+            });
+        });
+
+        after(async () => {
+            await t?.dispose();
+            await removeTempDir(root);
+        });
+
+        afterEach(() => {
+            // A preview writes nothing under the publish root: no prefix, no downloads, no lock,
+            // not even the index cache (kept outside the root while previewing).
+            assert.deepEqual(entriesBelow(root), [], "something was written under the publish root");
+        });
+
+        it("the valid inputs preview cleanly (the control case)", async () => {
+            args = valid();
+            const r = await t.preview();
+            assert.deepEqual(
+                r.steps.filter((step) => step.type.endsWith(":AptMirror")).map((step) => step.op),
+                ["create"],
+                t.lastOutput(),
+            );
+        });
+
+        it("no signing and no allowUnsigned: names signing", async () => {
+            args = { ...valid(), signing: undefined };
+            const output = await failingPreview();
+            assert.match(
+                output,
+                /AptMirror resource 'debian': property signing value .* has a problem: give signing\.privateKey to sign the published Release, or set allowUnsigned/,
+            );
+        });
+
+        it("a query that does not parse: shows the query and the position", async () => {
+            args = { ...valid(), packages: ["app", "libfoo (>= 1.0"] };
+            const output = await failingPreview();
+            assert.match(output, /query "libfoo \(>= 1\.0": .* at column 15/);
+        });
+
+        it("publish.root left out: names publish.root", async () => {
+            args = { ...valid(), publish: { prefix: "debian" } as AptMirrorArgs["publish"] };
+            const output = await failingPreview();
+            assert.match(
+                output,
+                /AptMirror resource 'debian': property publish\.root value .* has a problem: undefined must be an absolute path/,
+            );
+        });
+
+        it("publish.root that does not exist: names publish.root and does not create it", async () => {
+            const missing = path.join(root, "not-there");
+            args = { ...valid(), publish: { root: missing, prefix: "debian" } };
+            const output = await failingPreview();
+            assert.match(
+                output,
+                new RegExp(
+                    `AptMirror resource 'debian': property publish\\.root value .* has a problem: "${missing}" does not exist or is not a directory`,
+                ),
+            );
+            assert.ok(!fs.existsSync(missing));
+        });
+    });
+});
