@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type CheckFailure, canonicalJson, containsUnknown, type Operations } from "../dynamic/contract";
+import { type CheckFailure, canonicalJson, checkWith, containsUnknown, type Operations } from "../dynamic/contract";
 import { AirgapError } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
@@ -120,12 +120,7 @@ function progress(prefix: string) {
 }
 
 export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
-    async check(_olds, news) {
-        if (containsUnknown(news)) {
-            return { inputs: news, failures: [] };
-        }
-        return { inputs: news, failures: await validateAptMirrorSpec(news) };
-    },
+    check: checkWith(validateAptMirrorSpec),
 
     async diff(_id, olds, news) {
         const where = (s: AptMirrorSpec) => canonicalJson([s.publish?.root, s.publish?.prefix]);

@@ -57,3 +57,12 @@ export function canonicalJson(value: unknown): string {
             : v,
     );
 }
+
+/**
+ * The `check` every resource uses: values unknown during preview are left to the next run;
+ * known inputs are validated and every problem is reported on its property.
+ */
+export function checkWith<I>(validate: (inputs: I) => Promise<CheckFailure[]>) {
+    return async (_olds: Partial<I>, news: I): Promise<CheckResult<I>> =>
+        containsUnknown(news) ? { inputs: news, failures: [] } : { inputs: news, failures: await validate(news) };
+}

@@ -3,13 +3,7 @@
  * `read` and `delete` run the code stored in state by older versions too: they accept records
  * without the fields added since (see FileRecord.dirs).
  */
-import {
-    type CheckResult,
-    canonicalJson,
-    containsUnknown,
-    type DiffResult,
-    type Operations,
-} from "../dynamic/contract";
+import { canonicalJson, checkWith, containsUnknown, type DiffResult, type Operations } from "../dynamic/contract";
 import { sha256 } from "../store/atomic";
 import { applyFiles, readFiles, removeFiles } from "./apply";
 import { renderHostFiles } from "./render";
@@ -43,13 +37,9 @@ function stateOf(spec: HostMirrorSpec, records: FileRecord[]): HostMirrorState {
 }
 
 export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
-    async check(_olds, news): Promise<CheckResult<HostMirrorSpec>> {
-        if (containsUnknown(news)) {
-            return { inputs: news, failures: [] };
-        }
-        const problems = await validateHostMirrorSpec(news);
-        return { inputs: news, failures: problems.map((p) => ({ property: p.argument, reason: p.problem })) };
-    },
+    check: checkWith(async (news: HostMirrorSpec) =>
+        (await validateHostMirrorSpec(news)).map((p) => ({ property: p.argument, reason: p.problem })),
+    ),
 
     async diff(_id, olds, news): Promise<DiffResult> {
         const replaces = canonicalJson(olds.target) !== canonicalJson(news.target) ? ["target"] : [];

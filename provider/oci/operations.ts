@@ -2,7 +2,7 @@
  * ImageMirror's provider operations. `read` and `delete` also run the code stored in the state of
  * older versions: they rely only on `pushed`, `images`, `mirrored`, `auth` and `tls`.
  */
-import { type CheckFailure, canonicalJson, containsUnknown, type Operations } from "../dynamic/contract";
+import { type CheckFailure, canonicalJson, checkWith, containsUnknown, type Operations } from "../dynamic/contract";
 import { AirgapError } from "../errors";
 import { parseDockerConfig } from "./auth";
 import type { CopyProgress } from "./copy";
@@ -166,12 +166,7 @@ export function progressReporter(label: string): (p: CopyProgress) => void {
 }
 
 export const operations: Operations<ImageMirrorSpec, ImageMirrorState> = {
-    async check(_olds, news) {
-        if (containsUnknown(news)) {
-            return { inputs: news, failures: [] };
-        }
-        return { inputs: news, failures: await validateImageMirrorSpec(news) };
-    },
+    check: checkWith(validateImageMirrorSpec),
 
     async diff(_id, olds, news) {
         const replaces: string[] = [];

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AptMirror, type AptMirrorArgs } from "../../sdk";
 import { makeAptClient } from "../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
-import { createTestStack, type TestStack } from "../harness/pulumi";
+import { createTestStack, stateFilesContaining, type TestStack } from "../harness/pulumi";
 import { type StaticServer, startStaticServer } from "../harness/servers/http";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
 
@@ -107,21 +107,11 @@ describe("AptMirror with the real Pulumi CLI, judged by apt-get", function () {
     });
 
     it("keeps the signing key out of the state in plain text", () => {
-        const stateFiles: string[] = [];
-        const walk = (d: string) => {
-            for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-                const p = path.join(d, e.name);
-                if (e.isDirectory()) walk(p);
-                else if (e.name.endsWith(".json")) stateFiles.push(p);
-            }
-        };
-        walk(path.join(t.dir, "state"));
-        assert.ok(stateFiles.length > 0);
         const keyLine = signing.keys[0].privateKeyArmored.split("\n").find((l) => l.length > 60);
         assert.ok(keyLine);
-        for (const f of stateFiles) {
-            assert.ok(!fs.readFileSync(f, "utf8").includes(keyLine), `${f} holds the private key`);
-        }
+        // The check can fail: the public key, which is in the state, is found the same way.
+        assert.ok(stateFilesContaining(t, [publicKey.split("\n").find((l) => l.length > 60) ?? "-"]).length > 0);
+        assert.deepEqual(stateFilesContaining(t, [keyLine]), []);
     });
 
     it("preview --expect-no-changes passes right after up", async () => {

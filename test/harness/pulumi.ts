@@ -107,3 +107,20 @@ export function snapshotTree(root: string): Record<string, string> {
     walk("");
     return out;
 }
+
+/** The stack's state files (under the test's file backend) whose text contains any of `needles`. */
+export function stateFilesContaining(t: TestStack, needles: readonly string[]): string[] {
+    const hits: string[] = [];
+    const walk = (d: string) => {
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+            const p = path.join(d, e.name);
+            if (e.isDirectory()) {
+                walk(p);
+            } else if (e.name.endsWith(".json") && needles.some((n) => fs.readFileSync(p, "utf8").includes(n))) {
+                hits.push(p);
+            }
+        }
+    };
+    walk(path.join(t.dir, "state"));
+    return hits;
+}
