@@ -7,7 +7,8 @@ import * as openpgp from "openpgp";
 import type { HostMirrorConfigArgs } from "../../sdk";
 import { HostMirrorConfig } from "../../sdk";
 import { makeTlsMaterial, type TlsMaterial } from "../harness/fixtures/tls";
-import { createTestStack, snapshotTree, type TestStack } from "../harness/pulumi";
+import { createTestStack, type TestStack } from "../harness/pulumi";
+import { snapshotTree } from "../harness/tree";
 
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 

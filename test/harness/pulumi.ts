@@ -1,8 +1,3 @@
-/**
- * End-to-end helper: a throw-away Pulumi project in a temp dir, on a file:// backend with a
- * passphrase secrets provider, driven by the real Pulumi CLI. Never touches ~/.pulumi.
- */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -86,26 +81,6 @@ export async function createTestStack(name: string, program: PulumiFn): Promise<
             }
         },
     };
-}
-
-/** Every file under `root` → sha256 and mode; directories listed with "dir". For before/after checks. */
-export function snapshotTree(root: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    const walk = (rel: string) => {
-        for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-            const r = path.posix.join(rel, entry.name);
-            if (entry.isDirectory()) {
-                out[r] = "dir";
-                walk(r);
-            } else {
-                const full = path.join(root, r);
-                const hash = createHash("sha256").update(fs.readFileSync(full)).digest("hex");
-                out[r] = `${hash} ${(fs.statSync(full).mode & 0o7777).toString(8)}`;
-            }
-        }
-    };
-    walk("");
-    return out;
 }
 
 /** The stack's state files (under the test's file backend) whose text contains any of `needles`. */

@@ -4,13 +4,13 @@ import { dirname, join } from "node:path";
 import { checkRequest, fetchPackageIndexes, fetchRelease } from "../../../provider/apt/fetch";
 import { type DownloadProgress, downloadPackages } from "../../../provider/apt/download";
 import type { PackageRecord } from "../../../provider/apt/types";
-import { hasCode } from "../../../provider/errors";
 import { createDispatcher, getBytes } from "../../../provider/http/client";
 import { downloadToFile } from "../../../provider/http/download";
 import { loadPublicKeys } from "../../../provider/pgp/verify";
 import { type AptRepo, buildRepo, type DebSpec, listFiles } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
+import { expectCode } from "../../harness/expect";
 
 const MAIN: DebSpec[] = [
     { name: "app", version: "1.0-1", depends: "libfoo1", size: 150_000 },
@@ -22,20 +22,6 @@ const MAIN: DebSpec[] = [
 ];
 
 const FAST_RETRY = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
-
-async function expectCode(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<Error> {
-    let caught: Error | undefined;
-    await assert.rejects(promise, (err: Error) => {
-        caught = err;
-        assert.ok(
-            hasCode(err, code as never),
-            `expected ${code}, got ${(err as { code?: string }).code}: ${err.message}`,
-        );
-        assert.match(err.message, pattern);
-        return true;
-    });
-    return caught!;
-}
 
 describe("apt download: .deb files into the pool, verified and resumable", function () {
     this.timeout(300_000);

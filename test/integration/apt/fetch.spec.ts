@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { checkRequest, type FetchedRelease, fetchPackageIndexes, fetchRelease } from "../../../provider/apt/fetch";
@@ -8,8 +8,8 @@ import { canDecompress } from "../../../provider/http/decompress";
 import { loadPublicKeys, type VerificationKeys } from "../../../provider/pgp/verify";
 import { type AptRepo, buildRepo, type DebSpec } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
-import { run } from "../../harness/servers/process";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
+import { expectCode } from "../../harness/expect";
 
 const MAIN: DebSpec[] = [
     { name: "app", version: "1.0-1", depends: "libfoo1" },
@@ -21,48 +21,8 @@ const CONTRIB: DebSpec[] = [{ name: "extra-thing", version: "0.1", depends: "app
 
 const FAST_RETRY = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
 
-async function expectCode(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<Error> {
-    let caught: Error | undefined;
-    await assert.rejects(promise, (err: Error) => {
-        caught = err;
-        assert.ok(
-            hasCode(err, code as never),
-            `expected ${code}, got ${(err as { code?: string }).code}: ${err.message}`,
-        );
-        assert.match(err.message, pattern);
-        return true;
-    });
-    return caught!;
-}
-
 function indexRequests(server: StaticServer): string[] {
     return server.requests.filter((r) => /\/binary-[^/]+\/(Packages|by-hash)/.test(r.path)).map((r) => r.path);
-}
-
-/** Replaces one index of a built repository with `packages` text, then rewrites and re-signs its Release. */
-async function replaceIndex(repo: AptRepo, component: string, arch: string, packages: string): Promise<void> {
-    const binDir = join(repo.distDir, component, `binary-${arch}`);
-    await writeFile(join(binDir, "Packages"), packages);
-    await writeFile(join(binDir, "Packages.gz"), gzipSync(packages));
-    const xz = await run("xz", ["-6", "-c", "-"], { input: Buffer.from(packages) });
-    await writeFile(join(binDir, "Packages.xz"), xz.stdoutBytes);
-    for (const file of [repo.releasePath, repo.inReleasePath, repo.releaseGpgPath]) {
-        await rm(file, { force: true });
-    }
-    const setting = (key: string, value: string) => ["-o", `APT::FTPArchive::Release::${key}=${value}`];
-    const release = await run(
-        "apt-ftparchive",
-        [
-            ...setting("Suite", repo.distribution),
-            ...setting("Architectures", repo.architectures.join(" ")),
-            ...setting("Components", repo.componentNames.join(" ")),
-            "release",
-            `dists/${repo.distribution}`,
-        ],
-        { cwd: repo.dir, env: { ...process.env, LC_ALL: "C" } },
-    );
-    await writeFile(repo.releasePath, release.stdoutBytes);
-    await repo.keyring!.gpg(["--yes", "--clearsign", "--output", repo.inReleasePath, repo.releasePath]);
 }
 
 describe("apt fetch: Release, request check and Packages indexes from a real upstream", function () {
@@ -476,7 +436,7 @@ describe("apt fetch: Release, request check and Packages indexes from a real ups
                 "Description: writes outside the pool",
                 "",
             ].join("\n");
-            await replaceIndex(hostile, "main", "amd64", `${packages.trimEnd()}\n\n${evil}`);
+            await hostile.replaceIndex("main", "amd64", `${packages.trimEnd()}\n\n${evil}`);
             server = await startStaticServer(hostile.dir);
         });
 

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import * as openpgp from "openpgp";
 import {
     type AptLock,
@@ -19,8 +16,8 @@ import { type AirgapErrorCode, hasCode } from "../../../provider/errors";
 import { describeAptResult, makeAptClient } from "../../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type DebSpec, type GpgKeyring, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
-import { run } from "../../harness/servers/process";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
+import { snapshotTree } from "../../harness/tree";
 
 /**
  * A mirror that is already published meets an upstream (or inputs) that went wrong. Every next
@@ -35,60 +32,6 @@ const MAIN: DebSpec[] = [
     { name: "base-files", version: "1:0.9-1", arch: "all" },
     { name: "unrelated", version: "3.0-1", size: 40_000 },
 ];
-
-/**
- * Every entry below `dir` (symlinks not followed): directories with their mode, symlinks with
- * their target, files with content hash, size, mode, inode and mtime, so that a file rewritten
- * with the same bytes also shows.
- */
-function snapshotTree(dir: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    const walk = (rel: string): void => {
-        for (const name of readdirSync(join(dir, rel)).sort()) {
-            const child = rel === "" ? name : `${rel}/${name}`;
-            const full = join(dir, child);
-            const info = lstatSync(full);
-            const mode = (info.mode & 0o7777).toString(8);
-            if (info.isSymbolicLink()) {
-                out[child] = `link -> ${readlinkSync(full)}`;
-            } else if (info.isDirectory()) {
-                out[child] = `dir ${mode}`;
-                walk(child);
-            } else {
-                const hash = createHash("sha256").update(readFileSync(full)).digest("hex");
-                out[child] = `file ${hash} ${info.size} ${mode} ino=${info.ino} mtime=${info.mtimeMs}`;
-            }
-        }
-    };
-    walk("");
-    return out;
-}
-
-/** Replaces one index of a built repository with `packages`, then rewrites and re-signs its Release. */
-async function replaceIndex(repo: AptRepo, component: string, arch: string, packages: string): Promise<void> {
-    const binDir = join(repo.distDir, component, `binary-${arch}`);
-    await writeFile(join(binDir, "Packages"), packages);
-    await writeFile(join(binDir, "Packages.gz"), gzipSync(packages));
-    const xz = await run("xz", ["-6", "-c", "-"], { input: Buffer.from(packages) });
-    await writeFile(join(binDir, "Packages.xz"), xz.stdoutBytes);
-    for (const file of [repo.releasePath, repo.inReleasePath, repo.releaseGpgPath]) {
-        await rm(file, { force: true });
-    }
-    const setting = (key: string, value: string) => ["-o", `APT::FTPArchive::Release::${key}=${value}`];
-    const release = await run(
-        "apt-ftparchive",
-        [
-            ...setting("Suite", repo.distribution),
-            ...setting("Architectures", repo.architectures.join(" ")),
-            ...setting("Components", repo.componentNames.join(" ")),
-            "release",
-            `dists/${repo.distribution}`,
-        ],
-        { cwd: repo.dir, env: { ...process.env, LC_ALL: "C" } },
-    );
-    await writeFile(repo.releasePath, release.stdoutBytes);
-    await repo.keyring!.gpg(["--yes", "--clearsign", "--output", repo.inReleasePath, repo.releasePath]);
-}
 
 /** The same bytes with one byte changed in the middle: same size, other SHA256. */
 function flipOneByte(bytes: Buffer): Buffer {
@@ -172,7 +115,7 @@ describe("AptMirror faults: a failed sync leaves the published repository as it 
             assert.match(err.message, pattern);
             return true;
         });
-        assert.deepEqual(snapshotTree(repoDir), published, "the published tree changed");
+        assert.deepEqual(snapshotTree(repoDir, { identity: true }), published, "the published tree changed");
         await assertAptInstalls();
         return caught!;
     };
@@ -203,7 +146,7 @@ describe("AptMirror faults: a failed sync leaves the published repository as it 
     });
 
     beforeEach(() => {
-        published = snapshotTree(repoDir);
+        published = snapshotTree(repoDir, { identity: true });
         assert.ok(Object.keys(published).some((p) => p.startsWith("pool/")));
     });
 
@@ -324,7 +267,7 @@ describe("AptMirror faults: a failed sync leaves the published repository as it 
                     "Description: escapes the pool",
                     "",
                 ].join("\n");
-                await replaceIndex(hostile, "main", "amd64", `${packages.trimEnd()}\n\n${evil}`);
+                await hostile.replaceIndex("main", "amd64", `${packages.trimEnd()}\n\n${evil}`);
                 hostileServer = await startStaticServer(hostile.dir);
             });
 

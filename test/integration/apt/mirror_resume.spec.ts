@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -24,6 +24,7 @@ import {
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import type { SyncChildJob } from "./sync_child";
+import { snapshotTree } from "../../harness/tree";
 
 /**
  * A sync killed with SIGKILL, in the middle of the downloads and in the middle of the publish.
@@ -42,30 +43,6 @@ const MAIN: DebSpec[] = [
     { name: "app", version: "2.0-1", depends: LIBS.map((l) => l.name).join(", "), size: PAYLOAD },
     ...LIBS,
 ];
-
-/** Every entry below `dir`, symlinks not followed; files with hash, size, mode, inode and mtime. */
-function snapshotTree(dir: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    const walk = (rel: string): void => {
-        for (const name of readdirSync(join(dir, rel)).sort()) {
-            const child = rel === "" ? name : `${rel}/${name}`;
-            const full = join(dir, child);
-            const info = lstatSync(full);
-            const mode = (info.mode & 0o7777).toString(8);
-            if (info.isSymbolicLink()) {
-                out[child] = `link -> ${readlinkSync(full)}`;
-            } else if (info.isDirectory()) {
-                out[child] = `dir ${mode}`;
-                walk(child);
-            } else {
-                const hash = createHash("sha256").update(readFileSync(full)).digest("hex");
-                out[child] = `file ${hash} ${info.size} ${mode} ino=${info.ino} mtime=${info.mtimeMs}`;
-            }
-        }
-    };
-    walk("");
-    return out;
-}
 
 /** The `.deb` files below `dir` (relative paths), partial downloads left out. */
 function debsBelow(dir: string): string[] {
@@ -226,7 +203,7 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
     it("killed during the downloads: generation 1 stays, the next run downloads only what was not verified", async () => {
         const lock = await lockFor(["base", "app"]);
         assert.equal(Object.keys(lock).length, 10);
-        const published = snapshotTree(repoDir);
+        const published = snapshotTree(repoDir, { identity: true });
         const downloads = downloadDir(spec(lock).publish);
         const already = debsBelow(downloads);
         assert.deepEqual(already, [upstream.poolPath("main", debOf("base"))]);
@@ -248,7 +225,7 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
             const bytes = readFileSync(join(downloads, rel));
             assert.equal(createHash("sha256").update(bytes).digest("hex"), deb.sha256, `${rel} is not verified`);
         }
-        assert.deepEqual(snapshotTree(repoDir), published, "the published tree changed");
+        assert.deepEqual(snapshotTree(repoDir, { identity: true }), published, "the published tree changed");
         assert.deepEqual(await aptInstall("base"), ["base_1.0-1_amd64.deb"]);
 
         server.clearFaults();
@@ -277,7 +254,7 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
         await upstream.addDebs("main", [{ name: "newcomer", version: "0.1-1", size: PAYLOAD }]);
         const lock = await lockFor(["base", "app", "newcomer"]);
         assert.equal(lock["newcomer/amd64"], "0.1-1");
-        const published = snapshotTree(repoDir);
+        const published = snapshotTree(repoDir, { identity: true });
         const marker = join(work, "before-switch");
         const child = startChild(await writeJob("publish", { spec: spec(lock), hangBeforeSwitch: marker }));
         await waitFor(child, "the publish reaches beforeSwitch", () => existsSync(marker));
@@ -286,7 +263,7 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
         assert.equal(exit.signal, "SIGKILL", exit.stderr);
 
         // Everything that was there is there unchanged; what was added is not reachable by clients.
-        const after = snapshotTree(repoDir);
+        const after = snapshotTree(repoDir, { identity: true });
         for (const [entry, value] of Object.entries(published)) {
             assert.equal(after[entry], value, `${entry} changed`);
         }

@@ -15,16 +15,9 @@ import { startTokenServer, type TokenServer } from "../../harness/servers/token"
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { readAll } from "./fixtures";
 import { multiArchLayout, singleLayout, skopeo, skopeoRaw } from "./registry_helpers";
+import { withCode } from "../../harness/expect";
 
 const HTTP: RegistryOptions = { insecure: "http", retry: { minDelayMs: 10 } };
-
-function code(expected: string, message?: RegExp) {
-    return (e: { code?: string; message?: string }) => {
-        assert.equal(e.code, expected, e.message);
-        if (message !== undefined) assert.match(e.message ?? "", message);
-        return true;
-    };
-}
 
 /** Puts every blob of the manifest at `src` into `dest`, then the manifest under `tag`. */
 async function pushThrough(src: ImageSource, dest: ImageDestination, tag?: string): Promise<string> {
@@ -103,7 +96,7 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
                 registry: { retry: { attempts: 1 } },
             });
             try {
-                await assert.rejects(strict.getManifest(), code("ERR_NETWORK", /reaching registry|failed/));
+                await assert.rejects(strict.getManifest(), withCode("ERR_NETWORK", /reaching registry|failed/));
             } finally {
                 await strict.close();
             }
@@ -115,15 +108,15 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
             try {
                 await assert.rejects(
                     src.getManifest(),
-                    code("ERR_NOT_FOUND", new RegExp(`tag nope not found in repo ${registry.host}/src/plain`)),
+                    withCode("ERR_NOT_FOUND", new RegExp(`tag nope not found in repo ${registry.host}/src/plain`)),
                 );
                 await assert.rejects(
                     src.getManifest(`sha256:${"1".repeat(64)}`),
-                    code("ERR_NOT_FOUND", /manifest sha256:1+ not found/),
+                    withCode("ERR_NOT_FOUND", /manifest sha256:1+ not found/),
                 );
-                await assert.rejects(src.getBlob(`sha256:${"2".repeat(64)}`), code("ERR_NOT_FOUND"));
-                await assert.rejects(gone.getManifest(), code("ERR_NOT_FOUND", /src\/absent/));
-                await assert.rejects(gone.listTags(), code("ERR_NOT_FOUND"));
+                await assert.rejects(src.getBlob(`sha256:${"2".repeat(64)}`), withCode("ERR_NOT_FOUND"));
+                await assert.rejects(gone.getManifest(), withCode("ERR_NOT_FOUND", /src\/absent/));
+                await assert.rejects(gone.listTags(), withCode("ERR_NOT_FOUND"));
             } finally {
                 await src.close();
                 await gone.close();
@@ -179,13 +172,13 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
                     const expected = { digest: digestOf(real), size: real.length };
                     await assert.rejects(
                         dest.putBlob(Readable.from([fake]), expected),
-                        code("ERR_VERIFICATION", /digest mismatch/),
+                        withCode("ERR_VERIFICATION", /digest mismatch/),
                     );
                     assert.equal(await dest.hasBlob(expected.digest), false);
                     assert.equal(await dest.hasBlob(digestOf(fake)), false);
                     await assert.rejects(
                         dest.putBlob(Readable.from([real.subarray(1)]), expected),
-                        code("ERR_VERIFICATION"),
+                        withCode("ERR_VERIFICATION"),
                     );
                     await dest.putBlob(Readable.from([real]), expected);
                     assert.equal(await dest.hasBlob(expected.digest), true);
@@ -200,10 +193,13 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
             const dest = await openImageDestination(`docker://${registry.host}/dest/empty:v1`, { registry: HTTP });
             try {
                 const top = await src.getManifest();
-                await assert.rejects(dest.putManifest(top.bytes, top.mediaType), code("ERR_VERIFICATION", /put blobs/));
+                await assert.rejects(
+                    dest.putManifest(top.bytes, top.mediaType),
+                    withCode("ERR_VERIFICATION", /put blobs/),
+                );
                 await assert.rejects(
                     dest.putManifest(top.bytes, top.mediaType, `sha256:${"3".repeat(64)}`),
-                    code("ERR_VERIFICATION"),
+                    withCode("ERR_VERIFICATION"),
                 );
             } finally {
                 await src.close();
@@ -286,7 +282,7 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
             );
             await assert.rejects(
                 resolveTags([`${registry.host}/src/plain:nope`, `${registry.host}/src/plain:nada`], { registry: HTTP }),
-                code("ERR_NOT_FOUND", /2 of 2 images failed[\s\S]*nope[\s\S]*nada/),
+                withCode("ERR_NOT_FOUND", /2 of 2 images failed[\s\S]*nope[\s\S]*nada/),
             );
         });
     });
@@ -360,10 +356,13 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
             try {
                 await assert.rejects(
                     wrong.getManifest(),
-                    code("ERR_AUTH", new RegExp(`wrong credentials for 127\\.0\\.0\\.1:${registry.port}`)),
+                    withCode("ERR_AUTH", new RegExp(`wrong credentials for 127\\.0\\.0\\.1:${registry.port}`)),
                 );
-                await assert.rejects(none.getManifest(), code("ERR_AUTH", /authentication required for 127\.0\.0\.1/));
-                await assert.rejects(untrusted.getManifest(), code("ERR_NETWORK", /TLS verification failed/));
+                await assert.rejects(
+                    none.getManifest(),
+                    withCode("ERR_AUTH", /authentication required for 127\.0\.0\.1/),
+                );
+                await assert.rejects(untrusted.getManifest(), withCode("ERR_NETWORK", /TLS verification failed/));
             } finally {
                 await wrong.close();
                 await none.close();
@@ -435,11 +434,11 @@ describe("registry transport (docker-registry, judged by skopeo)", function () {
                 const top = await anonymous.getManifest();
                 await assert.rejects(
                     pushThrough(anonymous, anonymousDest),
-                    code("ERR_AUTH", /anonymous access to .*dest\/anon do not allow pull,push.*give credentials/),
+                    withCode("ERR_AUTH", /anonymous access to .*dest\/anon do not allow pull,push.*give credentials/),
                 );
                 await assert.rejects(
                     wrong.getManifest(top.digest),
-                    code("ERR_AUTH", /wrong credentials for 127\.0\.0\.1:\d+ .*token service/),
+                    withCode("ERR_AUTH", /wrong credentials for 127\.0\.0\.1:\d+ .*token service/),
                 );
             } finally {
                 await anonymous.close();

@@ -7,16 +7,9 @@ import type { RegistryOptions } from "../../../provider/oci/registry_transport";
 import { type RegistryServer, startRegistry } from "../../harness/servers/registry";
 import { cleanupAll } from "../../harness/tmp";
 import { type FaultProxy, singleLayout, skopeo, skopeoRaw, startFaultProxy } from "./registry_helpers";
+import { withCode } from "../../harness/expect";
 
 const HTTP: RegistryOptions = { insecure: "http", retry: { minDelayMs: 10 } };
-
-function code(expected: string, message?: RegExp) {
-    return (e: { code?: string; message?: string }) => {
-        assert.equal(e.code, expected, e.message);
-        if (message !== undefined) assert.match(e.message ?? "", message);
-        return true;
-    };
-}
 
 describe("registry faults (a misbehaving proxy in front of docker-registry)", function () {
     this.timeout(180_000);
@@ -95,13 +88,13 @@ describe("registry faults (a misbehaving proxy in front of docker-registry)", fu
 
     it("gives up after a bounded number of 5xx, and never retries other 4xx", async () => {
         proxy.fault({ method: "GET", path: new RegExp(`${layer.digest}$`), status: 503 });
-        await assert.rejects(copyTo("faults/unavailable"), code("ERR_NETWORK", /answered 503 4 times/));
+        await assert.rejects(copyTo("faults/unavailable"), withCode("ERR_NETWORK", /answered 503 4 times/));
         assert.equal(requests(proxy, "GET", layerPath).length, 4);
         assert.deepEqual(await tagsAt("faults/unavailable"), []);
 
         proxy.clear();
         proxy.fault({ method: "GET", path: new RegExp(`${layer.digest}$`), status: 400 });
-        await assert.rejects(copyTo("faults/bad-request"), code("ERR_NETWORK", /answered 400/));
+        await assert.rejects(copyTo("faults/bad-request"), withCode("ERR_NETWORK", /answered 400/));
         assert.equal(requests(proxy, "GET", layerPath).length, 1);
     });
 
@@ -115,7 +108,7 @@ describe("registry faults (a misbehaving proxy in front of docker-registry)", fu
         proxy.fault({ method: "GET", path: new RegExp(`${layer.digest}$`), reset: true });
         await assert.rejects(
             copyTo("faults/killed"),
-            code("ERR_NETWORK", /connection failed after \d+ bytes \(after resuming 3 times\)/),
+            withCode("ERR_NETWORK", /connection failed after \d+ bytes \(after resuming 3 times\)/),
         );
         assert.deepEqual(await tagsAt("faults/killed"), []);
 
@@ -131,7 +124,7 @@ describe("registry faults (a misbehaving proxy in front of docker-registry)", fu
     it("rejects a blob whose bytes do not match its digest and never pushes it", async () => {
         const garbage = Buffer.alloc(layer.size, 0x5a);
         proxy.fault({ method: "GET", path: new RegExp(`${layer.digest}$`), replaceBody: garbage });
-        await assert.rejects(copyTo("faults/corrupt"), code("ERR_VERIFICATION", /digest mismatch/));
+        await assert.rejects(copyTo("faults/corrupt"), withCode("ERR_VERIFICATION", /digest mismatch/));
         const dest = await openImageDestination(`docker://${mirror.host}/faults/corrupt`, { registry: HTTP });
         try {
             assert.equal(await dest.hasBlob(layer.digest), false);
@@ -156,11 +149,11 @@ describe("registry faults (a misbehaving proxy in front of docker-registry)", fu
         });
         await assert.rejects(
             copyTo("faults/unknown"),
-            code("ERR_PARSE", /unsupported manifest media type "application\/vnd\.example\.unknown\+json"/),
+            withCode("ERR_PARSE", /unsupported manifest media type "application\/vnd\.example\.unknown\+json"/),
         );
 
         proxy.fault({ method: "GET", path: /\/manifests\/v1$/, replaceBody: Buffer.from(`${manifest} `), times: 1 });
-        await assert.rejects(copyTo("faults/lying"), code("ERR_VERIFICATION", /Docker-Content-Digest/));
+        await assert.rejects(copyTo("faults/lying"), withCode("ERR_VERIFICATION", /Docker-Content-Digest/));
         assert.deepEqual(await tagsAt("faults/lying"), []);
     });
 
