@@ -4,23 +4,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type CheckFailure, canonicalJson, checkWith, containsUnknown, type Operations } from "../dynamic/contract";
+import { type CheckFailure, canonicalJson, checkWith, diffInputs, type Operations } from "../dynamic/contract";
 import { AirgapError } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
 import { unsafePathReason } from "./control";
 
 const specKeys = ["source", "packages", "publish", "signing", "allowUnsigned", "concurrency"] as const;
-
-function specOf(value: AptMirrorSpec): AptMirrorSpec {
-    const spec: Record<string, unknown> = {};
-    for (const k of specKeys) {
-        if (value[k] !== undefined) {
-            spec[k] = value[k];
-        }
-    }
-    return spec as unknown as AptMirrorSpec;
-}
 
 const names = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
 
@@ -125,11 +115,7 @@ export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
     async diff(_id, olds, news) {
         const where = (s: AptMirrorSpec) => canonicalJson([s.publish?.root, s.publish?.prefix]);
         const replaces = where(olds) !== where(news) ? ["publish"] : [];
-        if (containsUnknown(news)) {
-            return { changes: true, replaces };
-        }
-        const changed = canonicalJson(specOf(olds)) !== canonicalJson(specOf(news));
-        return { changes: changed || (olds.drift ?? []).length > 0 || replaces.length > 0, replaces };
+        return diffInputs(olds, news, specKeys, replaces);
     },
 
     async create(inputs) {

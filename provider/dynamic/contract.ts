@@ -66,3 +66,31 @@ export function checkWith<I>(validate: (inputs: I) => Promise<CheckFailure[]>) {
     return async (_olds: Partial<I>, news: I): Promise<CheckResult<I>> =>
         containsUnknown(news) ? { inputs: news, failures: [] } : { inputs: news, failures: await validate(news) };
 }
+
+/** The defined values of `keys` in `value`: a resource's inputs out of its state. */
+export function pickDefined<T extends object, K extends keyof T>(value: T, keys: readonly K[]): Pick<T, K> {
+    const out: Partial<Pick<T, K>> = {};
+    for (const k of keys) {
+        if (value[k] !== undefined) {
+            out[k] = value[k];
+        }
+    }
+    return out as Pick<T, K>;
+}
+
+/**
+ * The diff of a resource whose `read` reports drift: a change when an input key differs, when the
+ * last refresh found drift, or when `replaces` is not empty; always a change while inputs are unknown.
+ */
+export function diffInputs<T extends object>(
+    olds: T & { drift?: readonly string[] },
+    news: T,
+    keys: readonly (keyof T)[],
+    replaces: string[],
+): DiffResult {
+    if (containsUnknown(news)) {
+        return { changes: true, replaces };
+    }
+    const changed = canonicalJson(pickDefined(olds, keys)) !== canonicalJson(pickDefined(news, keys));
+    return { changes: changed || (olds.drift ?? []).length > 0 || replaces.length > 0, replaces };
+}

@@ -3,7 +3,14 @@
  * `read` and `delete` run the code stored in state by older versions too: they accept records
  * without the fields added since (see FileRecord.dirs).
  */
-import { canonicalJson, checkWith, containsUnknown, type DiffResult, type Operations } from "../dynamic/contract";
+import {
+    canonicalJson,
+    checkWith,
+    containsUnknown,
+    type DiffResult,
+    type Operations,
+    pickDefined,
+} from "../dynamic/contract";
 import { sha256 } from "../store/atomic";
 import { applyFiles, readFiles, removeFiles } from "./apply";
 import { renderHostFiles } from "./render";
@@ -22,18 +29,12 @@ function rootOf(spec: Pick<HostMirrorSpec, "target">): string {
     return spec.target?.local?.root ?? "/";
 }
 
-function specOf(value: HostMirrorSpec): HostMirrorSpec {
-    const spec: Record<string, unknown> = {};
-    for (const k of inputKeys) {
-        if (value[k] !== undefined) {
-            spec[k] = value[k];
-        }
-    }
-    return spec as unknown as HostMirrorSpec;
-}
-
 function stateOf(spec: HostMirrorSpec, records: FileRecord[]): HostMirrorState {
-    return { ...specOf(spec), records, files: Object.fromEntries(records.map((r) => [r.path, r.sha256])) };
+    return {
+        ...pickDefined(spec, inputKeys),
+        records,
+        files: Object.fromEntries(records.map((r) => [r.path, r.sha256])),
+    };
 }
 
 export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
@@ -46,7 +47,8 @@ export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
         if (containsUnknown(news)) {
             return { changes: true, replaces };
         }
-        const inputsChanged = canonicalJson(specOf(olds)) !== canonicalJson(specOf(news));
+        const inputsChanged =
+            canonicalJson(pickDefined(olds, inputKeys)) !== canonicalJson(pickDefined(news, inputKeys));
         const wanted = Object.fromEntries(renderHostFiles(news).map((f) => [f.path, sha256(f.content)]));
         const filesChanged = canonicalJson(wanted) !== canonicalJson(olds.files ?? {});
         return { changes: inputsChanged || filesChanged || replaces.length > 0, replaces };

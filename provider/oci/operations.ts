@@ -2,7 +2,7 @@
  * ImageMirror's provider operations. `read` and `delete` also run the code stored in the state of
  * older versions: they rely only on `pushed`, `images`, `mirrored`, `auth` and `tls`.
  */
-import { type CheckFailure, canonicalJson, checkWith, containsUnknown, type Operations } from "../dynamic/contract";
+import { type CheckFailure, checkWith, diffInputs, type Operations } from "../dynamic/contract";
 import { AirgapError } from "../errors";
 import { parseDockerConfig } from "./auth";
 import type { CopyProgress } from "./copy";
@@ -32,16 +32,6 @@ const specKeys = [
     "concurrency",
     "name",
 ] as const;
-
-function specOf(value: ImageMirrorSpec): ImageMirrorSpec {
-    const spec: Record<string, unknown> = {};
-    for (const k of specKeys) {
-        if (value[k] !== undefined) {
-            spec[k] = value[k];
-        }
-    }
-    return spec as unknown as ImageMirrorSpec;
-}
 
 /** Every problem with the inputs, each naming its argument. */
 export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<CheckFailure[]> {
@@ -176,11 +166,7 @@ export const operations: Operations<ImageMirrorSpec, ImageMirrorState> = {
         if ((olds.repositoryPath ?? "keep-registry") !== (news.repositoryPath ?? "keep-registry")) {
             replaces.push("repositoryPath");
         }
-        if (containsUnknown(news)) {
-            return { changes: true, replaces };
-        }
-        const changed = canonicalJson(specOf(olds)) !== canonicalJson(specOf(news));
-        return { changes: changed || (olds.drift ?? []).length > 0 || replaces.length > 0, replaces };
+        return diffInputs(olds, news, specKeys, replaces);
     },
 
     async create(inputs) {
