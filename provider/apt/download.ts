@@ -179,6 +179,8 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
                 counts.bytesReceived += n;
             },
         });
+        // Verified while it streamed: the publish step links it without reading it again.
+        await options.hashMemo?.record(target, pkg.sha256);
         counts.downloaded++;
         counts.downloadedBytes += result.bytesReceived;
     };

@@ -19,7 +19,9 @@ import { type DownloadProgress, downloadPackages } from "./download";
 import { checkRequest, type FetchedRelease, fetchPackageIndexes, fetchRelease } from "./fetch";
 import { type PublishHooks, publishRepo, unpublish } from "./publish";
 import { readPublished } from "./publish_read";
+import { repoDirOf } from "./publish_layout";
 import { resolve } from "./resolver";
+import { readCachedLock, readStampIfIntact, stampFile, syncInputsDigest, writeCachedLock, writeStamp } from "./stamp";
 import type { PackageRecord } from "./types";
 
 export interface AptSourceSpec {
@@ -156,8 +158,16 @@ export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}):
     return loadPublicKeys(sources, { dispatcher: io.dispatcher });
 }
 
-/** Fetches and verifies the upstream Release and reads its package indexes. */
-export async function fetchUpstream(source: AptSourceSpec, io: IoOptions = {}): Promise<Upstream> {
+/** A verified upstream Release and the components and architectures to read from it. */
+interface UpstreamHead {
+    release: FetchedRelease;
+    components: string[];
+    architectures: string[];
+    source: AptSourceSpec;
+}
+
+/** Fetches and verifies the upstream Release and checks the components and architectures asked for. */
+async function fetchUpstreamHead(source: AptSourceSpec, io: IoOptions): Promise<UpstreamHead> {
     const keys = await loadSourceKeys(source, io);
     const release = await fetchRelease({
         url: source.url,
@@ -177,20 +187,24 @@ export async function fetchUpstream(source: AptSourceSpec, io: IoOptions = {}): 
         }
         throw err;
     }
+    return { release, components: [...checked.components], architectures: [...checked.architectures], source };
+}
+
+/** Reads the package indexes a verified Release lists (through the cache when given). */
+async function readUpstream(head: UpstreamHead, io: IoOptions): Promise<Upstream> {
     const indexes = await fetchPackageIndexes({
-        release,
-        components: checked.components,
-        architectures: checked.architectures,
+        release: head.release,
+        components: head.components,
+        architectures: head.architectures,
         cacheDir: io.cacheDir,
         dispatcher: io.dispatcher,
     });
-    return {
-        release,
-        components: [...checked.components],
-        architectures: [...checked.architectures],
-        packages: indexes.packages,
-        source,
-    };
+    return { ...head, packages: indexes.packages };
+}
+
+/** Fetches and verifies the upstream Release and reads its package indexes. */
+export async function fetchUpstream(source: AptSourceSpec, io: IoOptions = {}): Promise<Upstream> {
+    return readUpstream(await fetchUpstreamHead(source, io), io);
 }
 
 /** The lock of a set of records. */
@@ -219,20 +233,48 @@ export interface ResolveLockOptions extends IoOptions {
     followRecommends?: boolean;
 }
 
-/** Resolves the queries against the verified upstream indexes. */
-export async function resolveLock(options: ResolveLockOptions): Promise<{ lock: AptLock; upstream: Upstream }> {
+/**
+ * Resolves the queries against the verified upstream indexes. With `cacheDir`, a resolution of
+ * the same signed Release with the same queries and options is read back instead of computed
+ * (`stamp.ts`); `upstream` is then absent, as the indexes were not read. `release` is the
+ * verified Release either way.
+ */
+export async function resolveLock(
+    options: ResolveLockOptions,
+): Promise<{ lock: AptLock; release: FetchedRelease; upstream?: Upstream }> {
     if (!Array.isArray(options.queries) || options.queries.length === 0) {
         throw invalidArgument("packages", 'list at least one package query, e.g. "nginx" or "Priority (required)"');
     }
-    const upstream = await fetchUpstream(options.source, options);
+    const head = await fetchUpstreamHead(options.source, options);
+    const key = {
+        releaseText: head.release.text,
+        components: head.components,
+        architectures: head.architectures,
+        queries: options.queries,
+        withDeps: options.withDeps ?? false,
+        followRecommends: options.followRecommends ?? false,
+    };
+    const cached = options.cacheDir === undefined ? undefined : readCachedLock(options.cacheDir, key);
+    if (cached !== undefined) {
+        return { lock: cached, release: head.release };
+    }
+    const upstream = await readUpstream(head, options);
     const result = resolve({
         packages: upstream.packages,
         queries: options.queries,
         architectures: upstream.architectures,
-        withDeps: options.withDeps ?? false,
-        followRecommends: options.followRecommends ?? false,
+        withDeps: key.withDeps,
+        followRecommends: key.followRecommends,
     });
-    return { lock: lockOf(result.packages), upstream };
+    const lock = lockOf(result.packages);
+    if (options.cacheDir !== undefined) {
+        try {
+            writeCachedLock(options.cacheDir, key, lock);
+        } catch {
+            // A cache that cannot be written costs the next run a resolve, nothing else.
+        }
+    }
+    return { lock, release: head.release, upstream };
 }
 
 /** The upstream records the lock names. Throws naming every locked package upstream no longer has. */
@@ -280,6 +322,22 @@ function sha256Of(file: string): string {
 /** Downloads what the lock names and publishes it, atomically. */
 export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {}): Promise<AptMirrorState> {
     const { source, publish } = spec;
+    const hashMemo = await HashMemo.load(hashMemoFile(publish));
+    const distribution = publish.distribution ?? source.distribution;
+    const repoDir = repoDirOf(publish.root, publish.prefix);
+    const stamp = stampFile(publish.root, publish.prefix);
+    const inputs = syncInputsDigest(spec);
+    const unchanged = await readStampIfIntact<StampedState>({
+        file: stamp,
+        inputs,
+        repoDir,
+        distribution,
+        memo: hashMemo,
+    });
+    if (unchanged !== undefined) {
+        await hashMemo.save();
+        return { ...spec, ...unchanged };
+    }
     const upstream =
         options.upstream?.source !== undefined && sameSource(options.upstream.source, source)
             ? options.upstream
@@ -289,7 +347,6 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
               });
     const records = selectLocked(upstream, spec.packages);
     const downloads = downloadDir(publish);
-    const hashMemo = await HashMemo.load(hashMemoFile(publish));
     await downloadPackages({
         baseUrl: upstream.release.url,
         packages: records,
@@ -303,7 +360,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
     const result = await publishRepo({
         root: publish.root,
         prefix: publish.prefix,
-        distribution: publish.distribution ?? source.distribution,
+        distribution,
         codename: publish.distribution ?? upstream.release.release.codename ?? source.distribution,
         origin: publish.origin,
         label: publish.label,
@@ -320,10 +377,8 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         skipIfUnchanged: true,
     });
     collectDownloads(downloads, new Set(records.map((r) => path.normalize(r.filename))));
-    await hashMemo.save();
     const distDir = path.join(result.repoDir, "dists", result.distribution);
-    return {
-        ...spec,
+    const state: StampedState = {
         packages: lockOf(records),
         packageCount: records.length,
         bytes: records.reduce((n, r) => n + r.size, 0),
@@ -332,7 +387,21 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         publicKey: result.publicKeyArmored,
         drift: [],
     };
+    await writeStamp({
+        file: stamp,
+        inputs,
+        repoDir: result.repoDir,
+        distribution: result.distribution,
+        poolFiles: new Map(result.packages.map((p) => [p.filename, p.sha256])),
+        state,
+        memo: hashMemo,
+    });
+    await hashMemo.save();
+    return { ...spec, ...state };
 }
+
+/** What a sync adds to its inputs: kept in the stamp (no secret in it). */
+type StampedState = Omit<AptMirrorState, keyof AptMirrorSpec> & { packages: AptLock };
 
 /** Removes downloads the lock no longer names (after a successful publish only). */
 function collectDownloads(dir: string, keep: ReadonlySet<string>): void {
@@ -383,6 +452,7 @@ export async function readMirror(state: AptMirrorState): Promise<AptMirrorState>
 
 /** Removes this mirror's prefix and its downloads; nothing else under the root. */
 export async function removeMirror(state: Pick<AptMirrorState, "publish">): Promise<void> {
+    fs.rmSync(stampFile(state.publish.root, state.publish.prefix), { force: true });
     await unpublish(state.publish.root, state.publish.prefix);
     fs.rmSync(downloadDir(state.publish), { recursive: true, force: true });
 }

@@ -340,13 +340,27 @@ export async function buildIndexes(
     compressors: readonly IndexCompressor[] = [],
 ): Promise<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();
+    const pending: Promise<void>[] = [];
     for (const [base, text] of packagesTexts(plan)) {
         out.set(base, text);
-        out.set(`${base}.gz`, await gzipAsync(text, { level: 9 }));
-        for (const compressor of compressors) {
-            out.set(`${base}${compressor.extension}`, Buffer.from(await compressor.compress(text)));
+        // Every compressed form at once: gzip runs on libuv's threads, xz in its own process.
+        const forms: [string, () => Promise<Uint8Array>][] = [
+            [`${base}.gz`, () => gzipAsync(text, { level: 9 })],
+            ...compressors.map((c): [string, () => Promise<Uint8Array>] => [
+                `${base}${c.extension}`,
+                async () => c.compress(text),
+            ]),
+        ];
+        for (const [name, compress] of forms) {
+            out.set(name, Buffer.alloc(0));
+            pending.push(
+                compress().then((bytes) => {
+                    out.set(name, Buffer.from(bytes));
+                }),
+            );
         }
     }
+    await Promise.all(pending);
     return out;
 }
 
@@ -429,11 +443,6 @@ async function placePool(
         );
         (result === "kept" ? kept : placed).push(target);
     });
-    // Only directories that got a new entry in this run need syncing.
-    const dirs = new Set(placed.map((target) => path.dirname(path.join(plan.repoDir, target))));
-    for (const dir of dirs) {
-        await fsyncDirectory(dir);
-    }
     return { placed: placed.sort(), kept: kept.sort(), references };
 }
 
@@ -797,11 +806,12 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
 
         // The pool is walked only when some file may have become garbage: a file published before
         // that this suite drops, or left-overs of an unfinished run.
+        // A first publish (no suite, no unfinished run) has nothing of its own to drop.
         const mayDropFiles =
             unfinished ||
-            previous.kind !== "generation" ||
+            previous.kind === "directory" ||
             !references.complete ||
-            [...references.files.keys()].some((file) => !plan.byPool.has(file));
+            (previous.kind === "generation" && [...references.files.keys()].some((file) => !plan.byPool.has(file)));
         const removed = await collectGarbage(plan.repoDir, plan.distribution, generation, mayDropFiles);
         return {
             repoDir: plan.repoDir,

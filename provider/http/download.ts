@@ -1,14 +1,15 @@
 /**
  * Streaming downloads to files, checked while they stream.
  *
- * The body goes to a temporary file beside the target while its size and SHA256 are computed;
- * only a body that matches the expected size and hash is renamed into place. A reader of the
+ * The body's size and SHA256 are computed while it streams, into memory for a small file and
+ * into a temporary file beside the target for a large one; only a body that matches the
+ * expected size and hash is written (small) and renamed into place. A reader of the
  * target therefore sees the old file or a verified new one, never a partial or wrong one.
  */
 
 import { createHash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
 import { AirgapError } from "../errors";
@@ -34,6 +35,11 @@ export interface DownloadToFileOptions extends HttpOptions {
     readonly onBytes?: (bytes: number) => void;
     /** File mode of the result. Defaults to 0o644. */
     readonly mode?: number;
+    /**
+     * Bodies up to this many bytes are held in memory until verified, then written in one go
+     * (fewer file-system calls for many small files). Defaults to 1 MiB; 0 streams every body.
+     */
+    readonly memoryLimit?: number;
 }
 
 export interface DownloadResult {
@@ -47,14 +53,112 @@ export function partialPath(target: string): string {
     return join(dirname(target), `.${basename(target)}.partial`);
 }
 
-/** Ends the stream and waits until its data is written; write errors are reported by the caller's listener. */
-async function closeStream(stream: WriteStream): Promise<void> {
-    stream.end();
-    await finished(stream).catch(() => undefined);
-}
-
 function verificationError(url: string, problem: string): AirgapError {
     return new AirgapError("ERR_VERIFICATION", `GET ${url}: ${problem}`);
+}
+
+/** Bodies up to this size are checked in memory and written once they match. */
+const MEMORY_LIMIT = 1 << 20;
+
+/** Where a body goes while it is checked: memory for small files, a temporary file for large ones. */
+interface Sink {
+    write(chunk: Buffer): Promise<void> | undefined;
+    /** All chunks are written (or held). Throws a write error. */
+    close(): Promise<void>;
+    /** The body matched: make it `target`, through `tmp` and a rename. */
+    commit(tmp: string, target: string, mode: number | undefined): Promise<void>;
+    /** The attempt failed: leave nothing behind. */
+    abort(tmp: string): Promise<void>;
+}
+
+async function renameInto(tmp: string, target: string): Promise<void> {
+    try {
+        await rename(tmp, target);
+    } catch (cause) {
+        throw new AirgapError("ERR_IO", `moving ${tmp} to ${target}`, { cause });
+    }
+}
+
+/** Holds a small body; nothing touches the disk until it has been verified. */
+class MemorySink implements Sink {
+    private readonly chunks: Buffer[] = [];
+    private written = false;
+
+    write(chunk: Buffer): undefined {
+        this.chunks.push(chunk);
+        return undefined;
+    }
+
+    async close(): Promise<void> {}
+
+    async commit(tmp: string, target: string, mode: number | undefined): Promise<void> {
+        this.written = true;
+        try {
+            await writeFile(tmp, Buffer.concat(this.chunks), { mode: mode ?? 0o644 });
+        } catch (cause) {
+            throw new AirgapError("ERR_IO", `writing ${tmp}`, { cause });
+        }
+        await renameInto(tmp, target);
+    }
+
+    async abort(tmp: string): Promise<void> {
+        this.chunks.length = 0;
+        if (this.written) {
+            await rm(tmp, { force: true });
+        }
+    }
+}
+
+/** Streams a large body to the temporary file as it arrives. */
+class FileSink implements Sink {
+    private readonly out: WriteStream;
+    private error: Error | undefined;
+
+    constructor(
+        private readonly tmp: string,
+        mode: number | undefined,
+    ) {
+        this.out = createWriteStream(tmp, { flags: "w", mode: mode ?? 0o644 });
+        this.out.on("error", (err) => {
+            this.error ??= err;
+        });
+    }
+
+    private check(): void {
+        if (this.error !== undefined) {
+            throw new AirgapError("ERR_IO", `writing ${this.tmp}`, { cause: this.error });
+        }
+    }
+
+    async write(chunk: Buffer): Promise<void> {
+        if (!this.out.write(chunk)) {
+            await new Promise<void>((resolve) => {
+                const done = () => {
+                    this.out.off("drain", done);
+                    this.out.off("error", done);
+                    resolve();
+                };
+                this.out.once("drain", done);
+                this.out.once("error", done);
+            });
+        }
+        this.check();
+    }
+
+    async close(): Promise<void> {
+        this.out.end();
+        await finished(this.out).catch(() => undefined);
+        this.check();
+    }
+
+    async commit(tmp: string, target: string): Promise<void> {
+        await renameInto(tmp, target);
+    }
+
+    async abort(tmp: string): Promise<void> {
+        this.out.destroy();
+        await rm(tmp, { force: true });
+    }
 }
 
 /**
@@ -85,16 +189,7 @@ export async function downloadToFile(
             );
         }
         const hash = createHash("sha256");
-        const out = createWriteStream(tmp, { flags: "w", mode: options.mode ?? 0o644 });
-        let writeError: Error | undefined;
-        out.on("error", (err) => {
-            writeError ??= err;
-        });
-        const checkWrite = () => {
-            if (writeError !== undefined) {
-                throw new AirgapError("ERR_IO", `writing ${tmp}`, { cause: writeError });
-            }
-        };
+        const sink = size <= (options.memoryLimit ?? MEMORY_LIMIT) ? new MemorySink() : new FileSink(tmp, options.mode);
         let received = 0;
         let failed: unknown;
         try {
@@ -108,25 +203,13 @@ export async function downloadToFile(
                         throw verificationError(url, `size mismatch: expected ${size} bytes, received more`);
                     }
                     hash.update(buffer);
-                    if (!out.write(buffer)) {
-                        await new Promise<void>((resolve) => {
-                            const done = () => {
-                                out.off("drain", done);
-                                out.off("error", done);
-                                resolve();
-                            };
-                            out.once("drain", done);
-                            out.once("error", done);
-                        });
-                    }
-                    checkWrite();
+                    await sink.write(buffer);
                 }
             } catch (err) {
                 discard(response.body);
                 throw err;
             }
-            await closeStream(out);
-            checkWrite();
+            await sink.close();
             if (response.contentLength !== undefined && received < response.contentLength) {
                 throw truncatedBody(received, response.contentLength);
             }
@@ -138,18 +221,13 @@ export async function downloadToFile(
             if (actual !== expectedHash) {
                 throw verificationError(url, `SHA256 mismatch: expected ${expectedHash}, got ${actual}`);
             }
-            try {
-                await rename(tmp, target);
-            } catch (cause) {
-                throw new AirgapError("ERR_IO", `moving ${tmp} to ${target}`, { cause });
-            }
+            await sink.commit(tmp, target, options.mode);
         } catch (err) {
             failed = err;
             throw err;
         } finally {
             if (failed !== undefined) {
-                out.destroy();
-                await rm(tmp, { force: true });
+                await sink.abort(tmp);
             }
         }
     });

@@ -16,6 +16,7 @@
  */
 
 import { createHash } from "node:crypto";
+import * as fs from "node:fs";
 import { type BigIntStats, createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
@@ -36,6 +37,10 @@ async function statOf(file: string): Promise<BigIntStats | undefined> {
         }
         throw err;
     }
+}
+
+function statOfSync(file: string): BigIntStats | undefined {
+    return fs.statSync(file, { bigint: true, throwIfNoEntry: false });
 }
 
 /** Lower-case hex SHA256 of a file, read as a stream. */
@@ -123,6 +128,23 @@ export class HashMemo {
         return { sha256, size: Number(before.size) };
     }
 
+    /**
+     * The SHA256 and size of `file` when the memo has it as the file is now; undefined
+     * otherwise. Never reads the file: one synchronous `stat`.
+     */
+    knownSha256Sync(file: string): { sha256: string; size: number } | undefined {
+        const info = statOfSync(file);
+        if (info === undefined || !info.isFile()) {
+            return undefined;
+        }
+        const known = this.lookup(info);
+        if (known === undefined) {
+            return undefined;
+        }
+        this.hits++;
+        return { sha256: known, size: Number(info.size) };
+    }
+
     /** True when `file` exists with exactly this size and SHA256. */
     async isVerified(file: string, size: number, sha256: string): Promise<boolean> {
         const info = await statOf(file).catch(() => undefined);
@@ -138,6 +160,14 @@ export class HashMemo {
      */
     async record(file: string, sha256: string): Promise<void> {
         const info = await statOf(file);
+        if (info?.isFile()) {
+            this.remember(info, sha256.toLowerCase());
+        }
+    }
+
+    /** `record`, with one synchronous `stat`. */
+    recordSync(file: string, sha256: string): void {
+        const info = statOfSync(file);
         if (info?.isFile()) {
             this.remember(info, sha256.toLowerCase());
         }

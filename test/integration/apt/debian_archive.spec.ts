@@ -144,8 +144,8 @@ describe("AptMirror from the machine's own Debian archive, judged by apt-get", f
             architectures: ["amd64"],
             keyring: archive.signedBy,
         };
-        const { lock, upstream } = await resolveLock({ source, queries: ["nginx"], withDeps: true, cacheDir });
-        assert.ok(upstream.release.signedBy !== undefined, "the archive's Release was not verified");
+        const { lock, release } = await resolveLock({ source, queries: ["nginx"], withDeps: true, cacheDir });
+        assert.ok(release.signedBy !== undefined, "the archive's Release was not verified");
         assert.ok(
             Object.keys(lock).some((k) => k === "nginx/amd64" || k === "nginx/all"),
             JSON.stringify(lock),
