@@ -11,8 +11,9 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, type AirgapErrorCode, invalidArgument } from "../errors";
 import { createDispatcher, type HttpOptions, joinUrl, type RetryOptions } from "../http/client";
@@ -44,8 +45,13 @@ export interface DownloadPackagesOptions {
     /** Repository root the `Filename`s are relative to. */
     readonly baseUrl: string;
     readonly packages: readonly PackageFile[];
-    /** Directory the `Filename`s are placed under (`<poolDir>/<Filename>`). */
+    /** Directory the files are placed under (`<poolDir>/<Filename>`, or as `targetOf` says). */
     readonly poolDir: string;
+    /**
+     * Where a package goes, relative to `poolDir`. Defaults to its `Filename`. MUST give
+     * different paths to different contents; packages sharing a path are fetched once.
+     */
+    readonly targetOf?: (pkg: PackageFile) => string;
     /** Downloads at once, and connections when no dispatcher is given. Defaults to 4. */
     readonly concurrency?: number;
     /** Defaults to an agent made for this call with `concurrency` connections, closed at the end. */
@@ -87,6 +93,10 @@ async function fileSha256(file: string): Promise<string> {
 /** True when `file` exists with exactly this size and SHA256 (through `memo` when given). */
 export async function isVerifiedFile(file: string, size: number, sha256: string, memo?: HashMemo): Promise<boolean> {
     if (memo !== undefined) {
+        const known = memo.knownSha256Sync(file);
+        if (known !== undefined) {
+            return known.size === size && known.sha256 === sha256.toLowerCase();
+        }
         return memo.isVerified(file, size, sha256);
     }
     const info = await stat(file).catch(() => undefined);
@@ -141,6 +151,7 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
     const maxReported = options.maxReportedFailures ?? 10;
     // Workers skip a file another worker is fetching, then check it once that one is done.
     const inFlight = new Map<string, Promise<void>>();
+    const targetOf = options.targetOf ?? ((pkg: PackageFile) => pkg.filename);
 
     let lastReport = { at: Date.now(), bytes: 0 };
     const report = () => {
@@ -164,23 +175,37 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
         options.onProgress === undefined ? undefined : setInterval(report, options.progressIntervalMs ?? 1000);
     timer?.unref();
 
+    // Each directory is made once, however many packages it holds.
+    const directories = new Map<string, Promise<unknown>>();
+    const directory = (dir: string): Promise<unknown> => {
+        let made = directories.get(dir);
+        if (made === undefined) {
+            // Synchronous: cheaper than a thread-pool round trip, and done once per directory.
+            made = Promise.resolve(mkdirSync(dir, { recursive: true }));
+            directories.set(dir, made);
+        }
+        return made;
+    };
+
     const one = async (pkg: PackageFile): Promise<void> => {
-        const target = join(poolDir, pkg.filename);
+        const target = join(poolDir, targetOf(pkg));
         if (await isVerifiedFile(target, pkg.size, pkg.sha256, options.hashMemo)) {
             counts.reused++;
             counts.reusedBytes += pkg.size;
             return;
         }
         const url = joinUrl(options.baseUrl, pkg.filename);
+        await directory(dirname(target));
         const result = await downloadToFile(url, target, {
             ...http,
+            createDirectory: false,
             expected: { size: pkg.size, sha256: pkg.sha256 },
             onBytes: (n) => {
                 counts.bytesReceived += n;
             },
         });
         // Verified while it streamed: the publish step links it without reading it again.
-        await options.hashMemo?.record(target, pkg.sha256);
+        options.hashMemo?.recordSync(target, pkg.sha256);
         counts.downloaded++;
         counts.downloadedBytes += result.bytesReceived;
     };
@@ -189,10 +214,11 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
     const worker = async (): Promise<void> => {
         while (next < packages.length && !options.signal?.aborted) {
             const pkg = packages[next++];
-            let running = inFlight.get(pkg.filename);
+            const key = targetOf(pkg);
+            let running = inFlight.get(key);
             while (running !== undefined) {
                 await running;
-                running = inFlight.get(pkg.filename);
+                running = inFlight.get(key);
             }
             const task = one(pkg).then(
                 () => {
@@ -206,9 +232,9 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
                     }
                 },
             );
-            inFlight.set(pkg.filename, task);
+            inFlight.set(key, task);
             await task;
-            inFlight.delete(pkg.filename);
+            inFlight.delete(key);
             counts.filesDone++;
         }
     };

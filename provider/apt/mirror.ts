@@ -114,6 +114,15 @@ export function downloadDir(publish: Pick<AptPublishSpec, "root" | "prefix">): s
     return path.join(publish.root, workDirName, "downloads", publish.prefix.replace(/\//g, "__") || "_");
 }
 
+/**
+ * The name of a package's download in `downloadDir`: flat (one directory for every download,
+ * not one per source package as in a pool) and unique per content:
+ * `<first 16 hex digits of its SHA256>_<file name>`.
+ */
+export function downloadName(record: Pick<PackageRecord, "filename" | "sha256">): string {
+    return `${record.sha256.slice(0, 16).toLowerCase()}_${path.posix.basename(record.filename)}`;
+}
+
 /** `<root>/.airgap/hashes/<prefix>`: verified hashes of this mirror's downloads and pool files. */
 export function hashMemoFile(publish: Pick<AptPublishSpec, "root" | "prefix">): string {
     return path.join(publish.root, workDirName, "hashes", publish.prefix.replace(/\//g, "__") || "_");
@@ -351,6 +360,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         baseUrl: upstream.release.url,
         packages: records,
         poolDir: downloads,
+        targetOf: downloadName,
         concurrency: spec.concurrency ?? 8,
         dispatcher: options.dispatcher,
         onProgress: options.onProgress,
@@ -367,7 +377,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         description: publish.description,
         components: upstream.components,
         architectures: upstream.architectures,
-        packages: records.map((record) => ({ record, file: path.join(downloads, record.filename) })),
+        packages: records.map((record) => ({ record, file: path.join(downloads, downloadName(record)) })),
         signing: spec.signing,
         allowUnsigned: spec.allowUnsigned,
         compressors: [xzIndexCompressor],
@@ -376,7 +386,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         // A re-sync that changes nothing keeps the current generation (drift is still repaired).
         skipIfUnchanged: true,
     });
-    collectDownloads(downloads, new Set(records.map((r) => path.normalize(r.filename))));
+    collectDownloads(downloads, new Set(records.map(downloadName)));
     const distDir = path.join(result.repoDir, "dists", result.distribution);
     const state: StampedState = {
         packages: lockOf(records),

@@ -87,6 +87,8 @@ export interface PlaceOptions {
      * download verified in this run shares its inode and entry), and a placed file is recorded.
      */
     readonly hashMemo?: HashMemo;
+    /** The target is named by a published index, so it most likely exists: check it first. */
+    readonly published?: boolean;
 }
 
 /** What `placePoolFile` did. */
@@ -149,6 +151,10 @@ export async function placePoolFile(
     expected: { sha256: string; size: number },
     options: PlaceOptions = {},
 ): Promise<PlaceResult> {
+    // A new target linked from a source the memo knows: no stat, no read (see linkVerified).
+    if (options.published !== true && linkVerified(source, target, expected, options)) {
+        return "linked";
+    }
     const existing = await fsp.stat(target).catch((err: NodeJS.ErrnoException) => {
         if (err.code === "ENOENT") {
             return undefined;
@@ -163,9 +169,6 @@ export async function placePoolFile(
         }
     }
     const dir = path.dirname(target);
-    if (existing === undefined && linkVerified(source, target, expected, options)) {
-        return "linked";
-    }
     await fsp.mkdir(dir, { recursive: true });
     const tmp = path.join(dir, `.${path.basename(target)}.tmp-${randomBytes(6).toString("hex")}`);
     let result: PlaceResult = "copied";

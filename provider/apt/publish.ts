@@ -439,7 +439,7 @@ async function placePool(
             pkg.file,
             path.join(plan.repoDir, target),
             { sha256: pkg.record.sha256, size: pkg.record.size },
-            { mode, hashMemo },
+            { mode, hashMemo, published: references.files.has(target) },
         );
         (result === "kept" ? kept : placed).push(target);
     });

@@ -8,8 +8,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { createWriteStream, renameSync, type WriteStream, writeFileSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
 import { AirgapError } from "../errors";
@@ -40,6 +40,8 @@ export interface DownloadToFileOptions extends HttpOptions {
      * (fewer file-system calls for many small files). Defaults to 1 MiB; 0 streams every body.
      */
     readonly memoryLimit?: number;
+    /** Create the target's directory first. Defaults to true; false when the caller made it. */
+    readonly createDirectory?: boolean;
 }
 
 export interface DownloadResult {
@@ -93,12 +95,18 @@ class MemorySink implements Sink {
 
     async commit(tmp: string, target: string, mode: number | undefined): Promise<void> {
         this.written = true;
+        // Synchronous on purpose: one small write and a rename cost less than the round trips
+        // of the same calls through libuv's thread pool, which dominate with many small files.
         try {
-            await writeFile(tmp, Buffer.concat(this.chunks), { mode: mode ?? 0o644 });
+            writeFileSync(tmp, Buffer.concat(this.chunks), { mode: mode ?? 0o644 });
         } catch (cause) {
             throw new AirgapError("ERR_IO", `writing ${tmp}`, { cause });
         }
-        await renameInto(tmp, target);
+        try {
+            renameSync(tmp, target);
+        } catch (cause) {
+            throw new AirgapError("ERR_IO", `moving ${tmp} to ${target}`, { cause });
+        }
     }
 
     async abort(tmp: string): Promise<void> {
@@ -175,7 +183,9 @@ export async function downloadToFile(
     const { size, sha256 } = options.expected;
     const expectedHash = sha256.toLowerCase();
     const tmp = options.tempPath ?? partialPath(target);
-    await mkdir(dirname(target), { recursive: true });
+    if (options.createDirectory !== false) {
+        await mkdir(dirname(target), { recursive: true });
+    }
     let bytesReceived = 0;
     let attempts = 0;
     await withRetries(url, options, async (attempt) => {

@@ -8,6 +8,7 @@ import {
     type AptMirrorState,
     type AptSourceSpec,
     downloadDir,
+    downloadName,
     resolveLock,
     syncMirror,
 } from "../../../provider/apt/mirror";
@@ -518,7 +519,13 @@ describe("AptMirror faults: a failed sync leaves the published repository as it 
             const deb = upstream.debs("main").find((d) => d.name === "unrelated")!;
             const debPath = `/${upstream.poolPath("main", deb)}`;
             // An earlier test published nothing but may have verified this download already.
-            await rm(join(downloadDir(spec().publish), upstream.poolPath("main", deb)), { force: true });
+            await rm(
+                join(
+                    downloadDir(spec().publish),
+                    downloadName({ filename: upstream.poolPath("main", deb), sha256: deb.sha256 }),
+                ),
+                { force: true },
+            );
             server.fault(debPath, { status: 500, times: 1 });
             const state = await syncMirror(spec());
             assert.deepEqual(

@@ -9,6 +9,7 @@ import {
     type AptMirrorSpec,
     type AptSourceSpec,
     downloadDir,
+    downloadName,
     resolveLock,
     syncMirror,
 } from "../../../provider/apt/mirror";
@@ -135,6 +136,17 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
         (await resolveLock({ source: source(), queries, withDeps: true, cacheDir })).lock;
 
     const debOf = (name: string): BuiltDeb => upstream.debs("main").find((d) => d.name === name)!;
+    /** The upstream pool paths of the packages whose verified downloads are in `dir`. */
+    const downloadedPoolPaths = (dir: string): string[] =>
+        debsBelow(dir)
+            .map((name) => {
+                const deb = upstream
+                    .debs("main")
+                    .find((d) => downloadName({ filename: upstream.poolPath("main", d), sha256: d.sha256 }) === name);
+                assert.ok(deb !== undefined, `${name} in the downloads is no package of the upstream`);
+                return upstream.poolPath("main", deb);
+            })
+            .sort();
     const urlPathOf = (deb: BuiltDeb) => `/${upstream.poolPath("main", deb)}`;
 
     const aptClient = () =>
@@ -205,24 +217,24 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
         assert.equal(Object.keys(lock).length, 10);
         const published = snapshotTree(repoDir, { identity: true });
         const downloads = downloadDir(spec(lock).publish);
-        const already = debsBelow(downloads);
+        const already = downloadedPoolPaths(downloads);
         assert.deepEqual(already, [upstream.poolPath("main", debOf("base"))]);
 
         server.fault(/\.deb$/, { delayMs: 400 });
         const child = startChild(await writeJob("downloads", { spec: spec(lock) }));
         // apt-get reads the mirror while the sync runs.
         const during = aptInstall("base");
-        await waitFor(child, "three new packages are verified", () => debsBelow(downloads).length >= 1 + 3);
+        await waitFor(child, "three new packages are verified", () => downloadedPoolPaths(downloads).length >= 1 + 3);
         child.process.kill("SIGKILL");
         const exit = await child.exited;
         assert.equal(exit.signal, "SIGKILL", `the sync ended on its own first:\n${exit.stderr}`);
         assert.deepEqual(await during, ["base_1.0-1_amd64.deb"]);
 
-        const verified = debsBelow(downloads).filter((p) => !already.includes(p));
+        const verified = downloadedPoolPaths(downloads).filter((p) => !already.includes(p));
         assert.ok(verified.length >= 3 && verified.length < 9, `verified before the kill: ${verified.join(", ")}`);
         for (const rel of verified) {
             const deb = upstream.debs("main").find((d) => upstream.poolPath("main", d) === rel)!;
-            const bytes = readFileSync(join(downloads, rel));
+            const bytes = readFileSync(join(downloads, downloadName({ filename: rel, sha256: deb.sha256 })));
             assert.equal(createHash("sha256").update(bytes).digest("hex"), deb.sha256, `${rel} is not verified`);
         }
         assert.deepEqual(snapshotTree(repoDir, { identity: true }), published, "the published tree changed");
