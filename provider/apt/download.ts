@@ -11,7 +11,7 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Dispatcher } from "undici";
@@ -93,6 +93,9 @@ async function fileSha256(file: string): Promise<string> {
 /** True when `file` exists with exactly this size and SHA256 (through `memo` when given). */
 export async function isVerifiedFile(file: string, size: number, sha256: string, memo?: HashMemo): Promise<boolean> {
     if (memo !== undefined) {
+        if (!existsSync(file)) {
+            return false;
+        }
         const known = memo.knownSha256Sync(file);
         if (known !== undefined) {
             return known.size === size && known.sha256 === sha256.toLowerCase();

@@ -12,8 +12,10 @@
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import * as fs from "node:fs";
 import { createReadStream, createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
@@ -21,6 +23,7 @@ import { AirgapError, hasCode, invalidArgument } from "../errors";
 import { getOptionalBytes, type HttpOptions, joinUrl } from "../http/client";
 import { canDecompress, type Decompression, decompress } from "../http/decompress";
 import { downloadToFile } from "../http/download";
+import { writeFileAtomic } from "../store/atomic";
 import { type VerificationKeys, verifyClearsigned, verifyDetached } from "../pgp/verify";
 import { IndexCache } from "./cache";
 import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
@@ -44,8 +47,18 @@ export interface FetchReleaseOptions extends HttpOptions {
     readonly url: string;
     /** Suite or codename: the directory under `dists/`, e.g. "bookworm" or "bookworm-updates". */
     readonly distribution: string;
-    /** Keys that may sign the Release (see `loadPublicKeys`). Required unless `allowUnsigned`. */
-    readonly keys?: VerificationKeys;
+    /**
+     * Keys that may sign the Release (see `loadPublicKeys`), or a function that loads them when
+     * a signature has to be checked. Required unless `allowUnsigned`.
+     */
+    readonly keys?: VerificationKeys | (() => Promise<VerificationKeys>);
+    /**
+     * Remembers verifications in `dir`: the same signed bytes checked against the same keys
+     * (`keysId` names the key material, e.g. a SHA256 of it) within the last 24 hours are not
+     * checked again; the signed text is read back instead. Time-bound so that an expired or
+     * revoked key stops being accepted within a day.
+     */
+    readonly verifiedMemo?: { readonly dir: string; readonly keysId: string };
     /**
      * Accept a repository that is not signed, or (when no `keys` are given) whose signature is
      * not checked. A signature present is still checked when `keys` are given. Defaults to false.
@@ -95,6 +108,68 @@ function checkUrl(url: string): string {
     return url.replace(/\/+$/, "");
 }
 
+function keysOf(keys: VerificationKeys | (() => Promise<VerificationKeys>)): Promise<VerificationKeys> {
+    return typeof keys === "function" ? keys() : Promise.resolve(keys);
+}
+
+const VERIFIED_FOR_MS = 24 * 60 * 60 * 1000;
+
+interface RememberedVerification {
+    verifiedAt: number;
+    payload: string;
+    fingerprint: string;
+    keyId: string;
+}
+
+/**
+ * `verify()`, or what it answered for the same bytes and keys within the last 24 hours (see
+ * `FetchReleaseOptions.verifiedMemo`). Only successful verifications are remembered.
+ */
+async function rememberedVerification(
+    options: FetchReleaseOptions,
+    signed: readonly Buffer[],
+    verify: () => Promise<{ payload: string; fingerprint: string; keyId: string }>,
+): Promise<{ payload: string; fingerprint: string; keyId: string }> {
+    const memo = options.verifiedMemo;
+    if (memo === undefined) {
+        return verify();
+    }
+    const digest = createHash("sha256").update(`${memo.keysId}\n`);
+    for (const part of signed) {
+        digest.update(createHash("sha256").update(part).digest("hex"));
+    }
+    const file = path.join(memo.dir, "verified", `${digest.digest("hex")}.json`);
+    const now = (options.now ?? new Date()).getTime();
+    try {
+        const known = JSON.parse(fs.readFileSync(file, "utf8")) as RememberedVerification;
+        if (
+            typeof known.payload === "string" &&
+            typeof known.fingerprint === "string" &&
+            typeof known.keyId === "string" &&
+            typeof known.verifiedAt === "number" &&
+            known.verifiedAt <= now &&
+            now - known.verifiedAt < VERIFIED_FOR_MS
+        ) {
+            return known;
+        }
+    } catch {
+        // Not remembered (or unreadable): verify.
+    }
+    const verified = await verify();
+    const entry: RememberedVerification = {
+        verifiedAt: now,
+        payload: verified.payload,
+        fingerprint: verified.fingerprint,
+        keyId: verified.keyId,
+    };
+    try {
+        writeFileAtomic(file, JSON.stringify(entry));
+    } catch {
+        // A memo that cannot be written costs the next run a verification, nothing else.
+    }
+    return verified;
+}
+
 /**
  * Fetches and verifies the Release of `distribution`: `InRelease` first, else `Release` with
  * `Release.gpg`. Throws `ERR_NOT_FOUND` (naming URL and distribution) when neither exists,
@@ -125,10 +200,12 @@ export async function fetchRelease(options: FetchReleaseOptions): Promise<Fetche
         from = "InRelease";
         const content = inRelease.toString("utf8");
         if (keys !== undefined) {
-            const verified = await verifyClearsigned(content, keys, {
-                what: `InRelease from ${inReleaseUrl}`,
-                date: options.now,
-            });
+            const verified = await rememberedVerification(options, [inRelease], async () =>
+                verifyClearsigned(content, await keysOf(keys), {
+                    what: `InRelease from ${inReleaseUrl}`,
+                    date: options.now,
+                }),
+            );
             text = verified.payload;
             signedBy = { fingerprint: verified.fingerprint, keyId: verified.keyId };
         } else {
@@ -155,10 +232,12 @@ export async function fetchRelease(options: FetchReleaseOptions): Promise<Fetche
             );
         }
         if (signature !== undefined && keys !== undefined) {
-            const verified = await verifyDetached(release, signature, keys, {
-                what: `Release from ${releaseUrl} with ${signatureUrl}`,
-                date: options.now,
-            });
+            const verified = await rememberedVerification(options, [release, signature], async () =>
+                verifyDetached(release, signature, await keysOf(keys), {
+                    what: `Release from ${releaseUrl} with ${signatureUrl}`,
+                    date: options.now,
+                }),
+            );
             signedBy = { fingerprint: verified.fingerprint, keyId: verified.keyId };
         }
         text = release.toString("utf8");

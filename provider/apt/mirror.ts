@@ -7,11 +7,12 @@
  * The SDK calls `resolveLock` while the program runs (preview too) and passes the lock as an
  * input; the dynamic provider calls `syncMirror`, `readMirror` and `removeMirror`.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { getBytes } from "../http/client";
 import { type KeySource, loadPublicKeys, type VerificationKeys } from "../pgp/verify";
 import { HashMemo } from "../store/hashcache";
 import { xzIndexCompressor } from "../store/xz";
@@ -144,16 +145,33 @@ function sameSource(a: AptSourceSpec, b: AptSourceSpec): boolean {
     return canonical(a) === canonical(b);
 }
 
-export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}): Promise<VerificationKeys | undefined> {
+/** The key sources of an upstream, and a digest of their bytes (for `verifiedMemo`). */
+async function keyMaterial(
+    source: AptSourceSpec,
+    io: IoOptions,
+): Promise<{ sources: KeySource[]; id: string } | undefined> {
     const sources: KeySource[] = [];
+    const digest = createHash("sha256");
     if (source.key) {
         sources.push({ armored: source.key });
+        digest.update(`key ${sha256Hex(source.key)}\n`);
     }
     if (source.keyUrl) {
-        sources.push({ url: source.keyUrl });
+        // Fetched once here; the bytes go to the key loader, so a miss does not fetch twice.
+        const data = await getBytes(source.keyUrl, { dispatcher: io.dispatcher, maxBytes: 4 << 20 });
+        sources.push({ data, name: `source.keyUrl (${source.keyUrl})` });
+        digest.update(`url ${sha256Hex(data)}\n`);
     }
     if (source.keyring) {
         sources.push({ file: source.keyring });
+        // Unreadable: no digest of it, so nothing is remembered; the loader reports the error.
+        let bytes: Buffer | undefined;
+        try {
+            bytes = fs.readFileSync(source.keyring);
+        } catch {
+            bytes = undefined;
+        }
+        digest.update(`file ${bytes === undefined ? randomUUID() : sha256Hex(bytes)}\n`);
     }
     if (sources.length === 0) {
         if (source.allowUnsigned) {
@@ -164,7 +182,16 @@ export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}):
             "give the upstream's public key (key, keyUrl or keyring), or set allowUnsigned: true",
         );
     }
-    return loadPublicKeys(sources, { dispatcher: io.dispatcher });
+    return { sources, id: digest.digest("hex") };
+}
+
+function sha256Hex(data: string | Uint8Array): string {
+    return createHash("sha256").update(data).digest("hex");
+}
+
+export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}): Promise<VerificationKeys | undefined> {
+    const material = await keyMaterial(source, io);
+    return material === undefined ? undefined : loadPublicKeys(material.sources, { dispatcher: io.dispatcher });
 }
 
 /** A verified upstream Release and the components and architectures to read from it. */
@@ -177,11 +204,16 @@ interface UpstreamHead {
 
 /** Fetches and verifies the upstream Release and checks the components and architectures asked for. */
 async function fetchUpstreamHead(source: AptSourceSpec, io: IoOptions): Promise<UpstreamHead> {
-    const keys = await loadSourceKeys(source, io);
+    const material = await keyMaterial(source, io);
+    // The keys are parsed only when a signature is actually checked (not for a Release verified
+    // with the same keys in the last day: see fetchRelease's verifiedMemo).
     const release = await fetchRelease({
         url: source.url,
         distribution: source.distribution,
-        keys,
+        keys:
+            material === undefined ? undefined : () => loadPublicKeys(material.sources, { dispatcher: io.dispatcher }),
+        verifiedMemo:
+            material === undefined || io.cacheDir === undefined ? undefined : { dir: io.cacheDir, keysId: material.id },
         allowUnsigned: source.allowUnsigned,
         dispatcher: io.dispatcher,
     });

@@ -12,7 +12,8 @@
  * module checks only what the publisher itself signed (`checkReleaseSignatures`, for drift).
  */
 
-import * as openpgp from "openpgp";
+import type * as openpgpTypes from "openpgp";
+import { openpgp as loadOpenpgp } from "./lazy";
 import { AirgapError, invalidArgument } from "../errors";
 
 /** The signing key of a publish, as the user gives it. */
@@ -48,10 +49,10 @@ export interface SignedRelease {
     readonly releaseGpg: string;
 }
 
-const SIGN_CONFIG: openpgp.PartialConfig = {
+const signConfig = (openpgp: typeof openpgpTypes): openpgpTypes.PartialConfig => ({
     // apt refuses SHA1 signatures (weak digest); SHA512 is what Debian's archive uses.
     preferredHashAlgorithm: openpgp.enums.hash.sha512,
-};
+});
 
 function messageOf(err: unknown): string {
     return err instanceof Error ? err.message : String(err);
@@ -64,6 +65,7 @@ function messageOf(err: unknown): string {
  * `<argument>.passphrase` when an encrypted key has no passphrase or the passphrase is wrong.
  */
 export async function loadSigningKey(options: SigningOptions, argument = "signing"): Promise<ReleaseSigner> {
+    const openpgp = await loadOpenpgp();
     const keyArgument = `${argument}.privateKey`;
     const passphraseArgument = `${argument}.passphrase`;
     const armored = options.privateKey;
@@ -76,7 +78,7 @@ export async function loadSigningKey(options: SigningOptions, argument = "signin
             "is a public key: give the private key (gpg --armor --export-secret-keys); the public part is derived from it",
         );
     }
-    const keys: openpgp.PrivateKey[] = [];
+    const keys: openpgpTypes.PrivateKey[] = [];
     try {
         for (const block of armoredBlocks(armored, "PRIVATE KEY BLOCK")) {
             keys.push(...(await openpgp.readPrivateKeys({ armoredKeys: block })));
@@ -91,7 +93,7 @@ export async function loadSigningKey(options: SigningOptions, argument = "signin
     if (keys.length === 0) {
         throw invalidArgument(keyArgument, "holds no private key");
     }
-    const ready: openpgp.PrivateKey[] = [];
+    const ready: openpgpTypes.PrivateKey[] = [];
     for (const key of keys) {
         const fingerprint = key.getFingerprint().toUpperCase();
         let usable = key;
@@ -110,7 +112,7 @@ export async function loadSigningKey(options: SigningOptions, argument = "signin
             }
         }
         try {
-            await usable.getSigningKey(undefined, new Date(), undefined, { ...openpgp.config, ...SIGN_CONFIG });
+            await usable.getSigningKey(undefined, new Date(), undefined, { ...openpgp.config, ...signConfig(openpgp) });
         } catch (cause) {
             throw invalidArgument(keyArgument, `key ${fingerprint} cannot sign: ${messageOf(cause)}`, cause);
         }
@@ -156,11 +158,12 @@ function joinArmoredKeys(blocks: readonly string[]): string {
  * `gpg --clearsign`, so `InRelease` reads back as the same stanza.
  */
 async function signWithKeys(
-    keys: readonly openpgp.PrivateKey[],
+    keys: readonly openpgpTypes.PrivateKey[],
     fingerprints: readonly string[],
     releaseText: string,
     date: Date | undefined,
 ): Promise<SignedRelease> {
+    const openpgp = await loadOpenpgp();
     if (releaseText.includes("\r")) {
         throw invalidArgument("releaseText", "contains a carriage return; Release files use \\n line ends");
     }
@@ -170,7 +173,7 @@ async function signWithKeys(
             message: await openpgp.createCleartextMessage({ text: payload }),
             signingKeys: [...keys],
             date,
-            config: SIGN_CONFIG,
+            config: signConfig(openpgp),
         });
         const releaseGpg = await openpgp.sign({
             // Binary, not text mode: the signature covers the bytes a client downloads as Release.
@@ -179,7 +182,7 @@ async function signWithKeys(
             detached: true,
             format: "armored",
             date,
-            config: SIGN_CONFIG,
+            config: signConfig(openpgp),
         });
         return { inRelease: ensureFinalNewline(inRelease), releaseGpg: ensureFinalNewline(releaseGpg) };
     } catch (cause) {
@@ -221,7 +224,8 @@ export async function checkReleaseSignatures(
     publicKeyArmored: string,
     files: { release: Buffer; inRelease?: string; releaseGpg?: string },
 ): Promise<ReleaseSignatureCheck> {
-    let verificationKeys: openpgp.Key[];
+    const openpgp = await loadOpenpgp();
+    let verificationKeys: openpgpTypes.Key[];
     try {
         verificationKeys = [];
         for (const block of armoredBlocks(publicKeyArmored, "PUBLIC KEY BLOCK")) {
@@ -232,7 +236,7 @@ export async function checkReleaseSignatures(
     }
     const publicKeys = verificationKeys.map((key) => (key.isPrivate() ? key.toPublic() : key));
     const problems: string[] = [];
-    const firstValid = async (signatures: openpgp.VerifyMessageResult["signatures"]): Promise<string | undefined> => {
+    const firstValid = async (signatures: openpgpTypes.VerifyMessageResult["signatures"]): Promise<string | undefined> => {
         const reasons: string[] = [];
         for (const signature of signatures) {
             try {

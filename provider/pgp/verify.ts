@@ -11,6 +11,7 @@
 import { readFile } from "node:fs/promises";
 import type { Dispatcher } from "undici";
 import type { Key, PublicKey } from "openpgp";
+import { openpgp } from "./lazy";
 import { extractClearsigned } from "../apt/release";
 import { AirgapError, invalidArgument } from "../errors";
 import { getBytes, type RetryOptions } from "../http/client";
@@ -20,7 +21,13 @@ import { getBytes, type RetryOptions } from "../http/client";
  * `.asc` or binary `.gpg` as `gpg --export` writes it; not a GnuPG keybox), or a URL serving
  * either form.
  */
-export type KeySource = string | { readonly armored: string } | { readonly file: string } | { readonly url: string };
+export type KeySource =
+    | string
+    | { readonly armored: string }
+    | { readonly file: string }
+    | { readonly url: string }
+    /** Key bytes already read (armored or binary); `name` names them in errors. */
+    | { readonly data: Uint8Array; readonly name: string };
 
 export interface LoadKeysOptions {
     /** For `url` sources. */
@@ -62,15 +69,6 @@ export interface VerifyOptions {
     readonly date?: Date;
 }
 
-type OpenPgp = typeof import("openpgp");
-
-// Loaded on first use: dynamic providers load engines at call time, and most never verify.
-let loaded: Promise<OpenPgp> | undefined;
-function openpgp(): Promise<OpenPgp> {
-    loaded ??= import("openpgp");
-    return loaded;
-}
-
 const ARMORED_BLOCK = /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----[\s\S]*?-----END PGP \1 KEY BLOCK-----/g;
 
 async function parseKeyData(data: Uint8Array, origin: string): Promise<Key[]> {
@@ -101,6 +99,9 @@ function sourceName(source: KeySource, index: number): string {
     if (typeof source === "string" || "armored" in source) {
         return `keys[${index}]`;
     }
+    if ("data" in source) {
+        return source.name;
+    }
     return "file" in source ? `keys[${index}] (file ${source.file})` : `keys[${index}] (url ${source.url})`;
 }
 
@@ -126,6 +127,8 @@ export async function loadPublicKeys(
             } catch (cause) {
                 throw invalidArgument(name, `cannot be read: ${(cause as Error).message}`, cause);
             }
+        } else if ("data" in source) {
+            data = source.data;
         } else {
             data = await getBytes(source.url, {
                 dispatcher: options.dispatcher,

@@ -118,6 +118,65 @@ describe("apt fetch: Release, request check and Packages indexes from a real ups
             );
         });
 
+        it("verifiedMemo: the same bytes and keys within a day are not checked again; anything else is", async () => {
+            const memoDir = await makeTempDir("verified-memo");
+            let loads = 0;
+            const keys = async () => {
+                loads++;
+                return rsaKeys;
+            };
+            const memo = { dir: memoDir, keysId: "rsa-key-material" };
+            const now = new Date();
+            const first = await fetchRelease({
+                url: rsaServer.url,
+                distribution: "stable",
+                keys,
+                verifiedMemo: memo,
+                now,
+            });
+            assert.equal(loads, 1, "the first fetch did not load the keys to verify");
+            const second = await fetchRelease({
+                url: rsaServer.url,
+                distribution: "stable",
+                keys,
+                verifiedMemo: memo,
+                now,
+            });
+            assert.equal(loads, 1, "the same InRelease with the same keys was verified again");
+            assert.equal(second.text, first.text);
+            assert.deepEqual(second.signedBy, first.signedBy);
+
+            const later = new Date(now.getTime() + 25 * 3600 * 1000);
+            await fetchRelease({ url: rsaServer.url, distribution: "stable", keys, verifiedMemo: memo, now: later });
+            assert.equal(loads, 2, "a verification older than a day was trusted");
+            await fetchRelease({
+                url: rsaServer.url,
+                distribution: "stable",
+                keys,
+                verifiedMemo: { ...memo, keysId: "other-key-material" },
+                now,
+            });
+            assert.equal(loads, 3, "a verification with other keys was trusted");
+
+            // Other bytes (altered in transit) miss the memo and fail verification.
+            const { readFile } = await import("node:fs/promises");
+            const inRelease = await readFile(rsa.inReleasePath, "utf8");
+            rsaServer.fault("/dists/stable/InRelease", {
+                replaceBody: Buffer.from(inRelease.replace("Suite: stable", "Suite: stab1e")),
+            });
+            await expectCode(
+                fetchRelease({ url: rsaServer.url, distribution: "stable", keys, verifiedMemo: memo, now }),
+                "ERR_VERIFICATION",
+                /does not verify/,
+            );
+            // A failed verification is not remembered: the same altered bytes fail again.
+            await expectCode(
+                fetchRelease({ url: rsaServer.url, distribution: "stable", keys, verifiedMemo: memo, now }),
+                "ERR_VERIFICATION",
+                /does not verify/,
+            );
+        });
+
         it("rejects an InRelease or Release altered in transit", async () => {
             const { readFile } = await import("node:fs/promises");
             const inRelease = await readFile(rsa.inReleasePath, "utf8");
