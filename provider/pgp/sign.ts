@@ -236,7 +236,9 @@ export async function checkReleaseSignatures(
     }
     const publicKeys = verificationKeys.map((key) => (key.isPrivate() ? key.toPublic() : key));
     const problems: string[] = [];
-    const firstValid = async (signatures: openpgpTypes.VerifyMessageResult["signatures"]): Promise<string | undefined> => {
+    const firstValid = async (
+        signatures: openpgpTypes.VerifyMessageResult["signatures"],
+    ): Promise<string | undefined> => {
         const reasons: string[] = [];
         for (const signature of signatures) {
             try {
