@@ -155,6 +155,11 @@ export async function placePoolFile(
     if (options.published !== true && linkVerified(source, target, expected, options)) {
         return "linked";
     }
+    // A published target the memo knows with this content: kept, on one synchronous stat.
+    const known = options.hashMemo?.knownSha256Sync(target);
+    if (known !== undefined && known.sha256 === expected.sha256 && known.size === expected.size) {
+        return "kept";
+    }
     const existing = await fsp.stat(target).catch((err: NodeJS.ErrnoException) => {
         if (err.code === "ENOENT") {
             return undefined;
@@ -249,6 +254,42 @@ export async function listPoolFiles(repoDir: string): Promise<string[]> {
     };
     await walk("pool");
     return out.sort();
+}
+
+/**
+ * Removes the given pool files (repository-relative paths), then their directories up to
+ * `pool/` as they become empty. Paths outside `pool/` are ignored. Returns the paths removed
+ * (those that existed), sorted.
+ */
+export async function removePoolFiles(repoDir: string, files: readonly string[]): Promise<string[]> {
+    const removed: string[] = [];
+    const dirs = new Set<string>();
+    for (const rel of files) {
+        if (!rel.startsWith("pool/")) {
+            continue;
+        }
+        try {
+            await fsp.unlink(path.join(repoDir, rel));
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+                continue;
+            }
+            throw err;
+        }
+        removed.push(rel);
+        dirs.add(path.posix.dirname(rel));
+    }
+    // Deepest first, so a parent is tried after its children.
+    for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
+        for (let d = dir; d !== "pool" && d.startsWith("pool/"); d = path.posix.dirname(d)) {
+            try {
+                await fsp.rmdir(path.join(repoDir, d));
+            } catch {
+                break; // Not empty (or gone): its parents are not empty either.
+            }
+        }
+    }
+    return removed.sort();
 }
 
 /**

@@ -32,7 +32,7 @@ import { checkReleaseSignatures, loadSigningKey, type ReleaseSigner, type Signin
 import { sha256, writeFileAtomic } from "../store/atomic";
 import { type HashMemo, verifiedSha256 } from "../store/hashcache";
 import { formatStanza, unsafePathReason } from "./control";
-import { collectPool, fsyncDirectory, type PlaceMode, placePoolFile, poolPath } from "./pool";
+import { collectPool, fsyncDirectory, type PlaceMode, placePoolFile, poolPath, removePoolFiles } from "./pool";
 import {
     checkName,
     currentSuite,
@@ -365,8 +365,16 @@ export async function buildIndexes(
 }
 
 /** The uncompressed `Packages` index of every component and architecture, by path under `dists/<dist>`. */
+const textsOfPlan = new WeakMap<PublishPlan, Map<string, Buffer>>();
+
 function packagesTexts(plan: PublishPlan): Map<string, Buffer> {
+    // Built once per publish: the unchanged-check and the indexes both need them.
+    const known = textsOfPlan.get(plan);
+    if (known !== undefined) {
+        return known;
+    }
     const out = new Map<string, Buffer>();
+    textsOfPlan.set(plan, out);
     const entries = [...plan.byPool.entries()]
         .map(([filename, pkg]) => ({ pkg, published: describe(pkg.record, filename) }))
         .sort((a, b) => comparePackages(a.published, b.published));
@@ -577,7 +585,7 @@ async function collectGarbage(
     repoDir: string,
     distribution: string,
     keepGeneration: string | undefined,
-    collectPoolFiles = true,
+    collectPoolFiles: boolean | readonly string[] = true,
 ) {
     const generations = generationsOf(repoDir, distribution);
     for (const name of await fsp.readdir(generations).catch(() => [] as string[])) {
@@ -591,12 +599,20 @@ async function collectGarbage(
             await fsp.rm(path.join(repoDir, "dists", name), { force: true });
         }
     }
-    if (!collectPoolFiles) {
+    if (collectPoolFiles === false || (Array.isArray(collectPoolFiles) && collectPoolFiles.length === 0)) {
         return [];
     }
     const references = await referencedPoolFiles(repoDir);
     if (!references.complete) {
         return [];
+    }
+    if (Array.isArray(collectPoolFiles)) {
+        // Only these can have become garbage (files the previous suite named and this one does
+        // not): remove those no suite names now, without walking the whole pool.
+        return removePoolFiles(
+            repoDir,
+            collectPoolFiles.filter((file) => !references.files.has(file)),
+        );
     }
     return collectPool(repoDir, new Set(references.files.keys()));
 }
@@ -804,15 +820,12 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
         await switchSuite(plan.repoDir, plan.distribution, generationDir);
         await options.hooks?.afterSwitch?.({ generation, dir: generationDir });
 
-        // The pool is walked only when some file may have become garbage: a file published before
-        // that this suite drops, or left-overs of an unfinished run.
-        // A first publish (no suite, no unfinished run) has nothing of its own to drop.
-        const mayDropFiles =
-            unfinished ||
-            previous.kind === "directory" ||
-            !references.complete ||
-            (previous.kind === "generation" && [...references.files.keys()].some((file) => !plan.byPool.has(file)));
-        const removed = await collectGarbage(plan.repoDir, plan.distribution, generation, mayDropFiles);
+        // A run that did not finish may have left anything in the pool: walk it all. Otherwise
+        // only the files the published suites named before and this suite drops are candidates.
+        const walkPool = unfinished || previous.kind === "directory" || !references.complete;
+        const dropped =
+            previous.kind === "generation" ? [...references.files.keys()].filter((file) => !plan.byPool.has(file)) : [];
+        const removed = await collectGarbage(plan.repoDir, plan.distribution, generation, walkPool ? true : dropped);
         return {
             repoDir: plan.repoDir,
             distribution: plan.distribution,
