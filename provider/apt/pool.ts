@@ -265,7 +265,8 @@ export async function removePoolFiles(repoDir: string, files: readonly string[])
     const removed: string[] = [];
     const dirs = new Set<string>();
     for (const rel of files) {
-        if (!rel.startsWith("pool/")) {
+        // The names come from published indexes, which may have been edited: never leave pool/.
+        if (!rel.startsWith("pool/") || path.posix.normalize(rel) !== rel || rel.split("/").includes("..")) {
             continue;
         }
         try {

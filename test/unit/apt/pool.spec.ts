@@ -26,6 +26,8 @@ describe("apt pool: removing the files a suite dropped", () => {
             "pool/main/a/app/app_1.0_amd64.deb",
             "pool/contrib/x/xtra/xtra_1_all.deb",
             "../not-pool.txt",
+            "pool/../not-pool.txt",
+            "pool/main/../../not-pool.txt",
             "pool/main/z/gone/gone_1_all.deb",
         ]);
         assert.deepEqual(removed, [
