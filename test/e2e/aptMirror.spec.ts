@@ -118,6 +118,16 @@ describe("AptMirror with the real Pulumi CLI, judged by apt-get", function () {
         await t.preview({ expectNoChanges: true });
     });
 
+    it("a preview against an unchanged upstream fetches only its InRelease (the lock cache answers)", async () => {
+        await t.preview({ expectNoChanges: true });
+        upstreamServer.clearLog();
+        await t.preview({ expectNoChanges: true });
+        assert.deepEqual(
+            upstreamServer.requests.map((r) => `${r.method} ${r.path}`),
+            ["GET /dists/bookworm/InRelease"],
+        );
+    });
+
     it("a new upstream version shows in preview as that package changing, and up publishes it", async () => {
         await upstream.addDebs("main", [
             { name: "app", version: "1.1-1", depends: "libfoo (>= 1.0), mail-transport-agent | other-mta" },
