@@ -234,23 +234,37 @@ describe("apt download: .deb files into the pool, verified and resumable", funct
         assert.deepEqual(poolRequests(), []);
     });
 
-    it("downloadToFile: replaces a target only with verified content", async () => {
-        const dir = await makeTempDir("dl");
-        const pkg = packages.find((p) => p.name === "libfoo1")!;
-        const target = join(dir, "x.deb");
-        await mkdir(dir, { recursive: true });
-        await writeFile(target, "old");
-        await expectCode(
-            downloadToFile(`${server.url}/${pkg.filename}`, target, {
-                expected: { size: pkg.size, sha256: "a".repeat(64) },
-            }),
-            "ERR_VERIFICATION",
-            new RegExp(`SHA256 mismatch: expected ${"a".repeat(64)}, got ${pkg.sha256}`),
-        );
-        assert.equal(await readFile(target, "utf8"), "old");
-        assert.deepEqual(await readdir(dir), ["x.deb"]);
-        const result = await downloadToFile(`${server.url}/${pkg.filename}`, target, { expected: pkg });
-        assert.deepEqual(result, { bytesReceived: pkg.size, attempts: 1 });
-        assert.deepEqual(await readFile(target), await readFile(join(repo.dir, pkg.filename)));
-    });
+    // Bodies up to memoryLimit are checked in memory, larger ones stream to a temporary file:
+    // both paths must leave the target alone on a mismatch and place it only when it matches.
+    for (const [label, memoryLimit] of [
+        ["held in memory", undefined],
+        ["streamed to a temporary file", 0],
+    ] as const) {
+        it(`downloadToFile (${label}): replaces a target only with verified content`, async () => {
+            const dir = await makeTempDir("dl");
+            const pkg = packages.find((p) => p.name === "libfoo1")!;
+            const target = join(dir, "x.deb");
+            await mkdir(dir, { recursive: true });
+            await writeFile(target, "old");
+            await expectCode(
+                downloadToFile(`${server.url}/${pkg.filename}`, target, {
+                    expected: { size: pkg.size, sha256: "a".repeat(64) },
+                    memoryLimit,
+                }),
+                "ERR_VERIFICATION",
+                new RegExp(`SHA256 mismatch: expected ${"a".repeat(64)}, got ${pkg.sha256}`),
+            );
+            assert.equal(await readFile(target, "utf8"), "old");
+            assert.deepEqual(await readdir(dir), ["x.deb"]);
+            server.fault(`/${pkg.filename}`, { truncate: 10, times: 1 });
+            const result = await downloadToFile(`${server.url}/${pkg.filename}`, target, {
+                expected: pkg,
+                memoryLimit,
+                retry: FAST_RETRY,
+            });
+            assert.deepEqual(result, { bytesReceived: pkg.size + 10, attempts: 2 });
+            assert.deepEqual(await readFile(target), await readFile(join(repo.dir, pkg.filename)));
+            assert.deepEqual(await readdir(dir), ["x.deb"], "a temporary file was left behind");
+        });
+    }
 });
