@@ -3,7 +3,7 @@
  * upstream, the same query and the same kind of signed output. Prints wall times, peak RSS and
  * the ratios; it asserts nothing about time. See bench/README.md.
  *
- *     npm run bench:apt -- [--deb-cache DIR] [--cpu-prof DIR] [--groups N] [--runs N] [--stanzas N] [--fallbacks present]
+ *     npm run bench:apt -- [--deb-cache DIR] [--cpu-prof DIR] [--groups N] [--runs N] [--stanzas N] [--fallbacks present] [--upstream nginx]
  *
  * --deb-cache DIR  keep the generated .debs in DIR and reuse them in later runs
  * --cpu-prof DIR   run our side under `node --cpu-prof`, profiles written to DIR
@@ -12,6 +12,7 @@
  *                  table shows medians
  * --stanzas N      stanzas of the synthetic index for the parsing benchmark (default 60000)
  * --fallbacks present  second alternatives name packages that exist (aptly then selects more)
+ * --upstream nginx     serve the upstream with Debian's nginx instead of the harness' static server
  */
 import { readdirSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -21,6 +22,7 @@ import { run } from "../test/harness/servers/process";
 import { startStaticServer } from "../test/harness/servers/http";
 import { cleanupAll, makeTempDir } from "../test/harness/tmp";
 import { makeAptlySide } from "./lib/aptly";
+import { startNginx } from "./lib/nginx";
 import {
     checkTimeTool,
     type Measurement,
@@ -56,10 +58,11 @@ interface Args {
     stanzas: number;
     runs: number;
     fallbacks: "absent" | "present";
+    upstream: "harness" | "nginx";
 }
 
 function parseArgs(argv: readonly string[]): Args {
-    const args: Args = { groups: 30, stanzas: 60_000, runs: 3, fallbacks: "absent" };
+    const args: Args = { groups: 30, stanzas: 60_000, runs: 3, fallbacks: "absent", upstream: "harness" };
     for (let i = 0; i < argv.length; i++) {
         const value = () => {
             const v = argv[++i];
@@ -82,6 +85,12 @@ function parseArgs(argv: readonly string[]): Args {
             case "--stanzas":
                 args.stanzas = Number(value());
                 break;
+            case "--upstream": {
+                const v = value();
+                if (v !== "harness" && v !== "nginx") throw new Error("--upstream takes harness or nginx");
+                args.upstream = v;
+                break;
+            }
             case "--fallbacks": {
                 const v = value();
                 if (v !== "absent" && v !== "present") throw new Error("--fallbacks takes absent or present");
@@ -119,10 +128,11 @@ async function main(): Promise<void> {
     const mirrorKeys = await makeGpgKeyring(["rsa"]);
     const plan = planUpstream({ groups: args.groups, fallbacks: args.fallbacks });
     const upstream = await buildUpstream({ plan, keyring: upstreamKeys, debCache: args.debCache });
-    const server = await startStaticServer(upstream.repo.dir);
+    const server =
+        args.upstream === "nginx" ? await startNginx(upstream.repo.dir) : await startStaticServer(upstream.repo.dir);
     log(
         `upstream: ${plan.specs.length} packages, ${mebibytes(dirBytes(join(upstream.repo.dir, "pool")) / 1024)} MiB,` +
-            ` built in ${seconds(performance.now() - setupStart)} s, served at ${server.url}`,
+            ` built in ${seconds(performance.now() - setupStart)} s, served at ${server.url} (${args.upstream === "nginx" ? "nginx" : "the harness' static server"})`,
     );
     log(`query: ${plan.query.length > 100 ? `${plan.query.slice(0, 100)}...` : plan.query} (with dependencies)`);
 
