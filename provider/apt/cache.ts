@@ -9,7 +9,8 @@
  * decompression on a hit.
  *
  * Layout: `<dir>/packages/<sha256>`; files being written are `.<sha256>.<random>.tmp` beside
- * them and are renamed into place only when complete.
+ * them and are renamed into place only when complete. A hit touches the entry; entries unused
+ * for two weeks are removed after each read of the upstream (`store/prune.ts`).
  *
  * The cache is written only with verified content, but it is a plain directory: readers SHOULD
  * check an entry against the signed hash of the uncompressed index when the Release lists one
@@ -21,6 +22,7 @@ import { createReadStream, type ReadStream } from "node:fs";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { invalidArgument } from "../errors";
+import { touch } from "../store/prune";
 
 const KEY = /^[0-9a-f]{64}$/;
 
@@ -42,9 +44,14 @@ export class IndexCache {
         return join(this.dir, key);
     }
 
+    /** True when the entry exists; marks it as used (entries unused for two weeks are pruned). */
     async has(key: string): Promise<boolean> {
         const info = await stat(this.path(key)).catch(() => undefined);
-        return info?.isFile() === true;
+        if (info?.isFile() !== true) {
+            return false;
+        }
+        touch(this.path(key));
+        return true;
     }
 
     /** The entry's content as a stream, or undefined on a miss. */

@@ -24,6 +24,7 @@ import { getOptionalBytes, type HttpOptions, joinUrl } from "../http/client";
 import { canDecompress, type Decompression, decompress } from "../http/decompress";
 import { downloadToFile } from "../http/download";
 import { writeFileAtomic } from "../store/atomic";
+import { touch } from "../store/prune";
 import { type VerificationKeys, verifyClearsigned, verifyDetached } from "../pgp/verify";
 import { IndexCache } from "./cache";
 import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
@@ -150,6 +151,7 @@ async function rememberedVerification(
             known.verifiedAt <= now &&
             now - known.verifiedAt < VERIFIED_FOR_MS
         ) {
+            touch(file);
             return known;
         }
     } catch {

@@ -22,7 +22,15 @@ import { type PublishHooks, publishRepo, unpublish } from "./publish";
 import { readPublished } from "./publish_read";
 import { repoDirOf } from "./publish_layout";
 import { resolve } from "./resolver";
-import { readCachedLock, readStampIfIntact, stampFile, syncInputsDigest, writeCachedLock, writeStamp } from "./stamp";
+import {
+    pruneCaches,
+    readCachedLock,
+    readStampIfIntact,
+    stampFile,
+    syncInputsDigest,
+    writeCachedLock,
+    writeStamp,
+} from "./stamp";
 import type { PackageRecord } from "./types";
 
 export interface AptSourceSpec {
@@ -240,7 +248,19 @@ async function readUpstream(head: UpstreamHead, io: IoOptions): Promise<Upstream
         cacheDir: io.cacheDir,
         dispatcher: io.dispatcher,
     });
+    pruneCacheDir(io);
     return { ...head, packages: indexes.packages };
+}
+
+/** Drops cache entries unused for two weeks; a cache that cannot be pruned is left as it is. */
+function pruneCacheDir(io: IoOptions): void {
+    if (io.cacheDir !== undefined) {
+        try {
+            pruneCaches(io.cacheDir);
+        } catch {
+            // Pruning is housekeeping: it never fails a run.
+        }
+    }
 }
 
 /** Fetches and verifies the upstream Release and reads its package indexes. */

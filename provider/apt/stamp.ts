@@ -21,6 +21,7 @@ import * as path from "node:path";
 import { canonicalJson } from "../dynamic/contract";
 import { writeFileAtomic } from "../store/atomic";
 import type { HashMemo } from "../store/hashcache";
+import { CACHE_MAX_AGE_MS, pruneStale, touch } from "../store/prune";
 
 /** Bumped whenever the resolver's answer for the same input can change. */
 const LOCK_CACHE_FORMAT = 1;
@@ -57,9 +58,10 @@ function lockCacheFile(cacheDir: string, key: LockCacheKey): string {
 
 /** The lock resolved earlier for exactly this key, or undefined. */
 export function readCachedLock(cacheDir: string, key: LockCacheKey): Record<string, string> | undefined {
+    const file = lockCacheFile(cacheDir, key);
     let parsed: unknown;
     try {
-        parsed = JSON.parse(fs.readFileSync(lockCacheFile(cacheDir, key), "utf8"));
+        parsed = JSON.parse(fs.readFileSync(file, "utf8"));
     } catch {
         return undefined;
     }
@@ -71,7 +73,18 @@ export function readCachedLock(cacheDir: string, key: LockCacheKey): Record<stri
     ) {
         return undefined;
     }
+    touch(file);
     return parsed as Record<string, string>;
+}
+
+/**
+ * Removes what the caches under `cacheDir` (indexes, locks, remembered verifications) have not
+ * used for `maxAgeMs`.
+ */
+export function pruneCaches(cacheDir: string, maxAgeMs = CACHE_MAX_AGE_MS): void {
+    for (const sub of ["packages", "locks", "verified"]) {
+        pruneStale(path.join(cacheDir, sub), maxAgeMs);
+    }
 }
 
 export function writeCachedLock(cacheDir: string, key: LockCacheKey, lock: Record<string, string>): void {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
     type AptLock,
@@ -130,6 +130,36 @@ describe("AptMirror re-runs: lock cache and sync stamp", function () {
             const typed = await resolveLock({ source: source(), queries: ["app"], withDeps: true, cacheDir });
             assert.ok(typed.upstream !== undefined, "a lock with a non-string version was used");
             assert.deepEqual(typed.lock, again.lock);
+        });
+    });
+
+    describe("cache housekeeping", () => {
+        it("entries unused for two weeks go; entries in use, even old ones, stay", async () => {
+            const dir = await makeTempDir("rerun-prune");
+            await resolveLock({ source: source(), queries: ["app"], withDeps: true, cacheDir: dir });
+            const listing = (sub: string) => readdirSync(join(dir, sub)).sort();
+            const used = { packages: listing("packages"), locks: listing("locks"), verified: listing("verified") };
+            for (const [sub, names] of Object.entries(used)) {
+                assert.ok(names.length > 0, `nothing cached in ${sub}`);
+            }
+            const month = new Date(Date.now() - 30 * 24 * 3600 * 1000);
+            const aged = (sub: string, name: string) => {
+                writeFileSync(join(dir, sub, name), "stale");
+                utimesSync(join(dir, sub, name), month, month);
+            };
+            // Stale entries of upstreams no longer read, and the used entries made to look old.
+            aged("packages", "0".repeat(64));
+            aged("locks", `${"1".repeat(64)}.json`);
+            aged("verified", `${"2".repeat(64)}.json`);
+            for (const [sub, names] of Object.entries(used)) {
+                for (const name of names) utimesSync(join(dir, sub, name), month, month);
+            }
+            // A full read of the upstream (another query) uses the same index and prunes.
+            await resolveLock({ source: source(), queries: ["base"], withDeps: true, cacheDir: dir });
+            assert.deepEqual(listing("packages"), used.packages, "the index in use was pruned, or a stale one kept");
+            assert.ok(!listing("locks").includes(`${"1".repeat(64)}.json`), "a stale lock was kept");
+            assert.ok(!listing("verified").includes(`${"2".repeat(64)}.json`), "a stale verification was kept");
+            assert.ok(listing("verified").length >= 1, "the verification in use was pruned");
         });
     });
 
