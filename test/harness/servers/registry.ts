@@ -109,6 +109,13 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
             try {
                 await waitUntil(
                     async () => {
+                        // Another process may hold the port (two registries started at once can be
+                        // handed the same free port): only our process's own "listening" line
+                        // proves the answer below comes from it. One that lost the race exits
+                        // with "address already in use", and startWithFreePort tries another port.
+                        if (!p.log().includes(`listening on 127.0.0.1:${port}`)) {
+                            return false;
+                        }
                         const status = await getStatus(`${url}/v2/`, tls?.caCertPem);
                         return status === 200 || status === 401;
                     },

@@ -96,11 +96,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshServer> {
             const p = startProcess(SSHD_BIN, ["-D", "-e", "-f", configPath], { name: "sshd", cwd: dir });
             proc = p;
             try {
-                await waitUntil(() => readBanner(port), {
-                    what: `sshd to send its banner on 127.0.0.1:${port}`,
-                    process: p,
-                    timeoutMs: options.readyTimeoutMs ?? 20_000,
-                });
+                // Only our own process's "Server listening" line proves the banner is its own
+                // (another process may hold the port: then this one exits, and another port is tried).
+                await waitUntil(
+                    async () => p.log().includes(`listening on 127.0.0.1 port ${port}`) && readBanner(port),
+                    {
+                        what: `sshd to send its banner on 127.0.0.1:${port}`,
+                        process: p,
+                        timeoutMs: options.readyTimeoutMs ?? 20_000,
+                    },
+                );
             } catch (e) {
                 await p.stop();
                 proc = undefined;

@@ -82,6 +82,22 @@ describe("harness: docker-registry", function () {
         });
     });
 
+    it("registries started at once each get their own port and their own process", async () => {
+        const registries = await Promise.all(Array.from({ length: 4 }, () => startRegistry()));
+        try {
+            const ports = registries.map((r) => r.port);
+            assert.equal(new Set(ports).size, ports.length, `ports handed out twice: ${ports.join(", ")}`);
+            // Stopping one frees its port and leaves the others answering: each is its own process.
+            await registries[0]!.stop();
+            await assert.rejects(getStatus(`${registries[0]!.url}/v2/`));
+            for (const r of registries.slice(1)) {
+                assert.equal(await getStatus(`${r.url}/v2/`), 200);
+            }
+        } finally {
+            await Promise.all(registries.map((r) => r.stop()));
+        }
+    });
+
     describe("TLS and htpasswd auth", () => {
         let registry: RegistryServer;
         before(async () => {
