@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import {
     type AptLock,
     type AptMirrorSpec,
@@ -213,6 +213,20 @@ describe("AptMirror re-runs: lock cache and sync stamp", function () {
                 assert.ok(server.requests.length > 0, `the sync did not notice ${name} missing`);
                 assert.ok(existsSync(join(repoDir, "dists/bookworm", name)), `${name} was not published again`);
             }
+        });
+
+        it("another generation behind dists/, even with the same files, means a full sync", async () => {
+            await syncMirror(spec(lock));
+            const current = suiteDir();
+            const copy = join(repoDir, ".generations", "bookworm", "copied-by-hand");
+            cpSync(current, copy, { recursive: true });
+            const link = join(repoDir, "dists", "bookworm");
+            rmSync(link);
+            symlinkSync(relative(join(repoDir, "dists"), copy), link);
+            server.clearLog();
+            await syncMirror(spec(lock));
+            assert.ok(server.requests.length > 0, "the stamp was trusted for a suite it did not record");
+            assert.ok(existsSync(join(repoDir, "dists/bookworm/InRelease")));
         });
 
         it("other inputs, or no stamp, mean a full sync", async () => {
