@@ -9,16 +9,13 @@
  * fixed number of workers pull from the list and only counters are kept.
  */
 
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { existsSync, mkdirSync } from "node:fs";
-import { stat } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, type AirgapErrorCode, invalidArgument } from "../errors";
 import { createDispatcher, type HttpOptions, joinUrl, type RetryOptions } from "../http/client";
 import { downloadToFile } from "../http/download";
-import type { HashMemo } from "../store/hashcache";
+import { HashMemo } from "../store/hashcache";
 import { unsafePathReason } from "./control";
 import type { PackageRecord } from "./types";
 
@@ -82,31 +79,9 @@ export interface DownloadPackagesResult {
     readonly reusedBytes: number;
 }
 
-async function fileSha256(file: string): Promise<string> {
-    const hash = createHash("sha256");
-    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-        hash.update(chunk as Buffer);
-    }
-    return hash.digest("hex");
-}
-
 /** True when `file` exists with exactly this size and SHA256 (through `memo` when given). */
 export async function isVerifiedFile(file: string, size: number, sha256: string, memo?: HashMemo): Promise<boolean> {
-    if (memo !== undefined) {
-        if (!existsSync(file)) {
-            return false;
-        }
-        const known = memo.knownSha256Sync(file);
-        if (known !== undefined) {
-            return known.size === size && known.sha256 === sha256.toLowerCase();
-        }
-        return memo.isVerified(file, size, sha256);
-    }
-    const info = await stat(file).catch(() => undefined);
-    if (info === undefined || !info.isFile() || info.size !== size) {
-        return false;
-    }
-    return (await fileSha256(file)) === sha256.toLowerCase();
+    return (memo ?? HashMemo.inMemory()).isVerified(file, size, sha256);
 }
 
 /**
@@ -208,7 +183,7 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
             },
         });
         // Verified while it streamed: the publish step links it without reading it again.
-        options.hashMemo?.recordSync(target, pkg.sha256);
+        options.hashMemo?.record(target, pkg.sha256);
         counts.downloaded++;
         counts.downloadedBytes += result.bytesReceived;
     };

@@ -23,7 +23,7 @@ import { AirgapError, hasCode, invalidArgument } from "../errors";
 import { getOptionalBytes, type HttpOptions, joinUrl } from "../http/client";
 import { canDecompress, type Decompression, decompress } from "../http/decompress";
 import { downloadToFile } from "../http/download";
-import { writeFileAtomic } from "../store/atomic";
+import { sha256, writeFileAtomic } from "../store/atomic";
 import { touch } from "../store/prune";
 import { type VerificationKeys, verifyClearsigned, verifyDetached } from "../pgp/verify";
 import { IndexCache } from "./cache";
@@ -135,11 +135,8 @@ async function rememberedVerification(
     if (memo === undefined) {
         return verify();
     }
-    const digest = createHash("sha256").update(`${memo.keysId}\n`);
-    for (const part of signed) {
-        digest.update(createHash("sha256").update(part).digest("hex"));
-    }
-    const file = path.join(memo.dir, "verified", `${digest.digest("hex")}.json`);
+    const key = sha256([memo.keysId, ...signed.map((part) => sha256(part))].join("\n"));
+    const file = path.join(memo.dir, "verified", `${key}.json`);
     const now = (options.now ?? new Date()).getTime();
     try {
         const known = JSON.parse(fs.readFileSync(file, "utf8")) as RememberedVerification;

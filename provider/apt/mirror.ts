@@ -7,13 +7,14 @@
  * The SDK calls `resolveLock` while the program runs (preview too) and passes the lock as an
  * input; the dynamic provider calls `syncMirror`, `readMirror` and `removeMirror`.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, hasCode, invalidArgument } from "../errors";
 import { getBytes } from "../http/client";
 import { type KeySource, loadPublicKeys, type VerificationKeys } from "../pgp/verify";
+import { sha256, sha256File } from "../store/atomic";
 import { HashMemo } from "../store/hashcache";
 import { xzIndexCompressor } from "../store/xz";
 import { type DownloadProgress, downloadPackages } from "./download";
@@ -159,27 +160,32 @@ async function keyMaterial(
     io: IoOptions,
 ): Promise<{ sources: KeySource[]; id: string } | undefined> {
     const sources: KeySource[] = [];
-    const digest = createHash("sha256");
+    // One line per source: its kind and the SHA256 of its bytes.
+    const parts: string[] = [];
     if (source.key) {
         sources.push({ armored: source.key });
-        digest.update(`key ${sha256Hex(source.key)}\n`);
+        parts.push(`key ${sha256(source.key)}`);
     }
     if (source.keyUrl) {
-        // Fetched once here; the bytes go to the key loader, so a miss does not fetch twice.
+        // Read once here; the bytes go to the key loader, so a verification does not fetch twice.
         const data = await getBytes(source.keyUrl, { dispatcher: io.dispatcher, maxBytes: 4 << 20 });
         sources.push({ data, name: `source.keyUrl (${source.keyUrl})` });
-        digest.update(`url ${sha256Hex(data)}\n`);
+        parts.push(`url ${sha256(data)}`);
     }
     if (source.keyring) {
-        sources.push({ file: source.keyring });
-        // Unreadable: no digest of it, so nothing is remembered; the loader reports the error.
-        let bytes: Buffer | undefined;
+        let data: Buffer | undefined;
         try {
-            bytes = fs.readFileSync(source.keyring);
+            data = fs.readFileSync(source.keyring);
         } catch {
-            bytes = undefined;
+            data = undefined;
         }
-        digest.update(`file ${bytes === undefined ? randomUUID() : sha256Hex(bytes)}\n`);
+        // Unreadable: the loader reports it; a random part means nothing is remembered for it.
+        sources.push(
+            data === undefined
+                ? { file: source.keyring }
+                : { data, name: `keys[${sources.length}] (file ${source.keyring})` },
+        );
+        parts.push(`file ${data === undefined ? randomUUID() : sha256(data)}`);
     }
     if (sources.length === 0) {
         if (source.allowUnsigned) {
@@ -190,11 +196,7 @@ async function keyMaterial(
             "give the upstream's public key (key, keyUrl or keyring), or set allowUnsigned: true",
         );
     }
-    return { sources, id: digest.digest("hex") };
-}
-
-function sha256Hex(data: string | Uint8Array): string {
-    return createHash("sha256").update(data).digest("hex");
+    return { sources, id: sha256(parts.join("\n")) };
 }
 
 export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}): Promise<VerificationKeys | undefined> {
@@ -376,10 +378,6 @@ export interface SyncOptions extends IoOptions {
     upstream?: Upstream;
 }
 
-function sha256Of(file: string): string {
-    return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-}
-
 /** Downloads what the lock names and publishes it, atomically. */
 export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {}): Promise<AptMirrorState> {
     const { source, publish } = spec;
@@ -444,7 +442,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         packages: lockOf(records),
         packageCount: records.length,
         bytes: records.reduce((n, r) => n + r.size, 0),
-        releaseSha256: sha256Of(path.join(distDir, "Release")),
+        releaseSha256: sha256File(path.join(distDir, "Release")) ?? "",
         publishedPath: result.repoDir,
         publicKey: result.publicKeyArmored,
         drift: [],
@@ -507,7 +505,7 @@ export async function readMirror(state: AptMirrorState): Promise<AptMirrorState>
         packages: lockOf(published.packages.map((p) => ({ ...p }) as unknown as PackageRecord)),
         packageCount: published.packages.length,
         bytes: published.packages.reduce((n, p) => n + p.size, 0),
-        releaseSha256: fs.existsSync(releaseFile) ? sha256Of(releaseFile) : "",
+        releaseSha256: sha256File(releaseFile) ?? "",
         drift: published.problems.map((p) => `${p.kind}: ${p.path}: ${p.message}`),
     };
 }

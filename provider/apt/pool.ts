@@ -15,13 +15,13 @@
  * only once no published index names it.
  */
 
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { AirgapError } from "../errors";
-import type { HashMemo } from "../store/hashcache";
+import { syncPath } from "../store/atomic";
+import { type HashMemo, verifiedSha256 } from "../store/hashcache";
 import type { PackageRecord } from "./types";
 
 /** `libfoo` → `libf`, `nginx` → `n`. */
@@ -44,32 +44,9 @@ export function poolPath(record: Pick<PackageRecord, "name" | "version" | "archi
     )}`;
 }
 
-/** Lower-case hex SHA256 and size of a file, read as a stream; undefined when it does not exist. */
-export async function hashFile(file: string): Promise<{ sha256: string; size: number } | undefined> {
-    const hash = createHash("sha256");
-    let size = 0;
-    try {
-        for await (const chunk of createReadStream(file)) {
-            hash.update(chunk as Buffer);
-            size += (chunk as Buffer).length;
-        }
-    } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-            return undefined;
-        }
-        throw err;
-    }
-    return { sha256: hash.digest("hex"), size };
-}
-
-/** Opens a directory and fsyncs it, so that renames and links inside it survive a crash. */
-export async function fsyncDirectory(dir: string): Promise<void> {
-    const handle = await fsp.open(dir, "r");
-    try {
-        await handle.sync();
-    } finally {
-        await handle.close();
-    }
+/** Lower-case hex SHA256 and size of a file, read in full; undefined when it is not there. */
+export function hashFile(file: string): Promise<{ sha256: string; size: number } | undefined> {
+    return verifiedSha256(file);
 }
 
 /** How pool files are made from the caller's files. */
@@ -132,7 +109,7 @@ function linkVerified(
             return false;
         }
     }
-    memo.recordSync(target, expected.sha256);
+    memo.record(target, expected.sha256);
     return true;
 }
 
@@ -155,17 +132,7 @@ export async function placePoolFile(
     if (options.published !== true && linkVerified(source, target, expected, options)) {
         return "linked";
     }
-    // A published target the memo knows with this content: kept, on one synchronous stat.
-    const known = options.hashMemo?.knownSha256Sync(target);
-    if (known !== undefined && known.sha256 === expected.sha256 && known.size === expected.size) {
-        return "kept";
-    }
-    const existing = await fsp.stat(target).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") {
-            return undefined;
-        }
-        throw err;
-    });
+    const existing = fs.statSync(target, { throwIfNoEntry: false });
     if (existing?.isFile() && existing.size === expected.size) {
         const current =
             options.hashMemo !== undefined ? await options.hashMemo.verifiedSha256(target) : await hashFile(target);
@@ -204,16 +171,11 @@ export async function placePoolFile(
             );
         }
         if (result === "copied") {
-            const handle = await fsp.open(tmp, "r+");
-            try {
-                await handle.sync();
-            } finally {
-                await handle.close();
-            }
+            await syncPath(tmp);
         }
         await fsp.rename(tmp, target);
         // The rename changed the file's ctime; the bytes are those just verified.
-        await options.hashMemo?.record(target, expected.sha256);
+        options.hashMemo?.record(target, expected.sha256);
     } catch (err) {
         await fsp.rm(tmp, { force: true });
         if (

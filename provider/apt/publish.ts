@@ -29,10 +29,10 @@ import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 import { invalidArgument } from "../errors";
 import { checkReleaseSignatures, loadSigningKey, type ReleaseSigner, type SigningOptions } from "../pgp/sign";
-import { sha256, writeFileAtomic } from "../store/atomic";
+import { sha256, syncPath, writeFileAtomic } from "../store/atomic";
 import { type HashMemo, verifiedSha256 } from "../store/hashcache";
 import { formatStanza, unsafePathReason } from "./control";
-import { collectPool, fsyncDirectory, type PlaceMode, placePoolFile, poolPath, removePoolFiles } from "./pool";
+import { collectPool, type PlaceMode, placePoolFile, poolPath, removePoolFiles } from "./pool";
 import {
     checkName,
     currentSuite,
@@ -513,7 +513,7 @@ async function writeSuite(
         writeFileAtomic(path.join(dir, "Release.gpg"), signed.releaseGpg);
     }
     for (const d of await directoriesBottomUp(dir)) {
-        await fsyncDirectory(d);
+        await syncPath(d);
     }
 }
 
@@ -573,7 +573,7 @@ async function switchSuite(repoDir: string, distribution: string, generationDir:
         await fsp.rm(tmp, { force: true });
         throw err;
     }
-    await fsyncDirectory(distsDir);
+    await syncPath(distsDir);
 }
 
 /**
@@ -814,7 +814,7 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
         await fsp.mkdir(generations, { recursive: true });
         const generationDir = path.join(generations, generation);
         await fsp.rename(staging, generationDir);
-        await fsyncDirectory(generations);
+        await syncPath(generations);
 
         await options.hooks?.beforeSwitch?.({ generation, dir: generationDir });
         await switchSuite(plan.repoDir, plan.distribution, generationDir);

@@ -15,21 +15,16 @@
  *   or missing file, another generation, other inputs) and the sync runs in full, which repairs
  *   it. The signing key itself is never written: only a SHA256 of it is part of the digest.
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { canonicalJson } from "../dynamic/contract";
-import { writeFileAtomic } from "../store/atomic";
+import { sha256, writeFileAtomic } from "../store/atomic";
 import type { HashMemo } from "../store/hashcache";
 import { CACHE_MAX_AGE_MS, pruneStale, touch } from "../store/prune";
 
 /** Bumped whenever the resolver's answer for the same input can change. */
 const LOCK_CACHE_FORMAT = 1;
 const STAMP_FORMAT = 1;
-
-function sha256Hex(text: string): string {
-    return createHash("sha256").update(text).digest("hex");
-}
 
 export interface LockCacheKey {
     /** The verified Release text. */
@@ -42,10 +37,10 @@ export interface LockCacheKey {
 }
 
 function lockCacheFile(cacheDir: string, key: LockCacheKey): string {
-    const digest = sha256Hex(
+    const digest = sha256(
         canonicalJson([
             LOCK_CACHE_FORMAT,
-            sha256Hex(key.releaseText),
+            sha256(key.releaseText),
             key.components,
             key.architectures,
             key.queries,
@@ -109,7 +104,7 @@ export function syncInputsDigest(inputs: {
     signing?: { privateKey: string; passphrase?: string };
     allowUnsigned?: boolean;
 }): string {
-    return sha256Hex(
+    return sha256(
         canonicalJson({
             format: STAMP_FORMAT,
             source: inputs.source,
@@ -118,7 +113,7 @@ export function syncInputsDigest(inputs: {
             signing:
                 inputs.signing === undefined
                     ? null
-                    : sha256Hex(`${inputs.signing.privateKey}\n${inputs.signing.passphrase ?? ""}`),
+                    : sha256(`${inputs.signing.privateKey}\n${inputs.signing.passphrase ?? ""}`),
             allowUnsigned: inputs.allowUnsigned ?? false,
         }),
     );
@@ -181,8 +176,8 @@ export async function writeStamp<S>(options: {
             files[rel] = found.sha256;
         }
     }
-    for (const [rel, sha256] of options.poolFiles) {
-        files[rel] = sha256;
+    for (const [rel, hash] of options.poolFiles) {
+        files[rel] = hash;
     }
     const stamp: StampFile<S> = {
         format: STAMP_FORMAT,
@@ -224,11 +219,8 @@ export async function readStampIfIntact<S>(options: {
     if (link !== stamp.link) {
         return undefined;
     }
-    for (const [rel, sha256] of Object.entries(stamp.files)) {
-        const file = path.join(options.repoDir, rel);
-        const known = options.memo.knownSha256Sync(file);
-        const actual = known ?? (await options.memo.verifiedSha256(file));
-        if (actual?.sha256 !== sha256) {
+    for (const [rel, expected] of Object.entries(stamp.files)) {
+        if ((await options.memo.verifiedSha256(path.join(options.repoDir, rel)))?.sha256 !== expected) {
             return undefined;
         }
     }

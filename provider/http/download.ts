@@ -73,12 +73,8 @@ interface Sink {
     abort(tmp: string): Promise<void>;
 }
 
-async function renameInto(tmp: string, target: string): Promise<void> {
-    try {
-        await rename(tmp, target);
-    } catch (cause) {
-        throw new AirgapError("ERR_IO", `moving ${tmp} to ${target}`, { cause });
-    }
+function moveError(tmp: string, target: string, cause: unknown): AirgapError {
+    return new AirgapError("ERR_IO", `moving ${tmp} to ${target}`, { cause });
 }
 
 /** Holds a small body; nothing touches the disk until it has been verified. */
@@ -105,7 +101,7 @@ class MemorySink implements Sink {
         try {
             renameSync(tmp, target);
         } catch (cause) {
-            throw new AirgapError("ERR_IO", `moving ${tmp} to ${target}`, { cause });
+            throw moveError(tmp, target, cause);
         }
     }
 
@@ -160,7 +156,9 @@ class FileSink implements Sink {
     }
 
     async commit(tmp: string, target: string): Promise<void> {
-        await renameInto(tmp, target);
+        await rename(tmp, target).catch((cause: unknown) => {
+            throw moveError(tmp, target, cause);
+        });
     }
 
     async abort(tmp: string): Promise<void> {

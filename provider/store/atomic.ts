@@ -29,16 +29,24 @@ export async function writeStreamAtomic(
         // The variadic form: TypeScript's overloads of pipeline do not take a spread list.
         const run = pipeline as (...streams: unknown[]) => Promise<void>;
         await run(source, ...transforms, fs.createWriteStream(tmp, { flags: "wx", mode }));
-        const handle = await fsp.open(tmp, "r+");
-        try {
-            await handle.sync();
-        } finally {
-            await handle.close();
-        }
+        await syncPath(tmp);
         await fsp.rename(tmp, target);
     } catch (err) {
         await fsp.rm(tmp, { force: true });
         throw err;
+    }
+}
+
+/**
+ * Flushes a file's data, or a directory's entries (so that renames and links inside it survive a
+ * crash), to the disk.
+ */
+export async function syncPath(file: string): Promise<void> {
+    const handle = await fsp.open(file, "r");
+    try {
+        await handle.sync();
+    } finally {
+        await handle.close();
     }
 }
 

@@ -28,17 +28,6 @@ function keyOf(info: BigIntStats): string {
     return `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
-async function statOf(file: string): Promise<BigIntStats | undefined> {
-    try {
-        return await fsp.stat(file, { bigint: true });
-    } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-            return undefined;
-        }
-        throw err;
-    }
-}
-
 function statOfSync(file: string): BigIntStats | undefined {
     return fs.statSync(file, { bigint: true, throwIfNoEntry: false });
 }
@@ -107,25 +96,33 @@ export class HashMemo {
     /**
      * The SHA256 and size of `file`: from the memo when its stat key matches, else hashed and
      * recorded. Undefined when the file does not exist or is not a regular file.
+     *
+     * The `stat` calls are synchronous: with thousands of files, a thread-pool round trip per
+     * call costs more than the call itself.
      */
     async verifiedSha256(file: string): Promise<{ sha256: string; size: number } | undefined> {
-        const before = await statOf(file);
+        const before = statOfSync(file);
         if (before === undefined || !before.isFile()) {
             return undefined;
         }
+        return this.sha256Of(file, before);
+    }
+
+    private async sha256Of(file: string, before: BigIntStats): Promise<{ sha256: string; size: number }> {
+        const size = Number(before.size);
         const known = this.lookup(before);
         if (known !== undefined) {
             this.hits++;
-            return { sha256: known, size: Number(before.size) };
+            return { sha256: known, size };
         }
         this.misses++;
         const sha256 = await sha256OfFile(file);
-        const after = await statOf(file);
+        const after = statOfSync(file);
         // Changed while it was read: the hash is of no one state, so it is not remembered.
         if (after !== undefined && keyOf(after) === keyOf(before)) {
             this.remember(after, sha256);
         }
-        return { sha256, size: Number(before.size) };
+        return { sha256, size };
     }
 
     /**
@@ -134,39 +131,28 @@ export class HashMemo {
      */
     knownSha256Sync(file: string): { sha256: string; size: number } | undefined {
         const info = statOfSync(file);
-        if (info === undefined || !info.isFile()) {
-            return undefined;
-        }
-        const known = this.lookup(info);
-        if (known === undefined) {
+        const known = info?.isFile() ? this.lookup(info) : undefined;
+        if (info === undefined || known === undefined) {
             return undefined;
         }
         this.hits++;
         return { sha256: known, size: Number(info.size) };
     }
 
-    /** True when `file` exists with exactly this size and SHA256. */
+    /** True when `file` exists with exactly this size and SHA256 (a file of another size is not read). */
     async isVerified(file: string, size: number, sha256: string): Promise<boolean> {
-        const info = await statOf(file).catch(() => undefined);
+        const info = statOfSync(file);
         if (info === undefined || !info.isFile() || info.size !== BigInt(size)) {
             return false;
         }
-        return (await this.verifiedSha256(file))?.sha256 === sha256.toLowerCase();
+        return (await this.sha256Of(file, info)).sha256 === sha256.toLowerCase();
     }
 
     /**
      * Records that `file`, as it is now, has this SHA256: for a caller that has just verified
      * the bytes (and, e.g., renamed the file into place, which changes its change time).
      */
-    async record(file: string, sha256: string): Promise<void> {
-        const info = await statOf(file);
-        if (info?.isFile()) {
-            this.remember(info, sha256.toLowerCase());
-        }
-    }
-
-    /** `record`, with one synchronous `stat`. */
-    recordSync(file: string, sha256: string): void {
+    record(file: string, sha256: string): void {
         const info = statOfSync(file);
         if (info?.isFile()) {
             this.remember(info, sha256.toLowerCase());
@@ -199,7 +185,7 @@ export async function verifiedSha256(
     if (memo !== undefined) {
         return memo.verifiedSha256(file);
     }
-    const info = await statOf(file);
+    const info = statOfSync(file);
     if (info === undefined || !info.isFile()) {
         return undefined;
     }
