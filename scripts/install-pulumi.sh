@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes the Pulumi CLI of exactly the installed @pulumi/pulumi version available under .tools/bin:
 #   pulumi                          the CLI
-#   pulumi-language-nodejs          the Node.js language host, when it can be had (see below)
+#   pulumi-language-nodejs          the Node.js language host: the official one when it can be had,
+#                                   else this project's own (tools/languageHost), which the CLI starts
+#                                   the same way
 #   pulumi-resource-pulumi-nodejs   the dynamic-provider plugin shipped inside @pulumi/pulumi
 #
 # Sources, in order:
@@ -12,10 +14,12 @@
 #      sdk/v3 to the same version (with pkg's non-local replace directives) and go.sum pins every
 #      module's hash, so no checksum database is needed.
 #
-# The language host lives in a Go module without version tags; it is pinned by the release
-# commit's pseudo-version. Where the module proxy does not serve that version, programs still run:
-# the test harness and `npm run main` drive them through the Automation API's inline programs,
-# which need only the CLI.
+# The official language host lives in a Go module without version tags; it is pinned by the
+# release commit's pseudo-version. Where the module proxy does not serve that version, this
+# project's own host is installed instead: a small script that runs lib/tools/languageHost/main.js
+# with node (it serves the same LanguageRuntime gRPC service and runs programs through
+# @pulumi/pulumi/cmd/run from the program's node_modules, like the official one). Every run tries
+# the official host again while ours is the one installed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,8 +67,7 @@ build_language_host() {
     if ! (cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$mod@$pseudo" >"$tmp/dl.json" 2>&1); then
         log "pulumi-language-nodejs $pseudo is not served by the Go module proxy here:"
         log "  $(grep -o '"Error": "[^"]*' "$tmp/dl.json" | head -c 300 || true)"
-        log "programs run as Automation API inline programs instead (npm run main, npm test)"
-        return 0
+        return 1
     fi
     log "building pulumi-language-nodejs $pseudo"
     cp "$wrapper/go.mod" "$wrapper/go.sum" "$tmp/"
@@ -72,8 +75,45 @@ build_language_host() {
         cd "$tmp"
         GOFLAGS=-mod=mod go get "$mod@$pseudo" "github.com/pulumi/pulumi/pkg/v3@$want" "github.com/pulumi/pulumi/sdk/v3@$want"
         GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$want" \
-            -o "$bin/pulumi-language-nodejs" "$mod"
-    )
+            -o "$bin/pulumi-language-nodejs.tmp" "$mod"
+    ) || return 1
+    mv "$bin/pulumi-language-nodejs.tmp" "$bin/pulumi-language-nodejs"
+}
+
+own_host_marker="pulumi-airgap language host"
+
+install_own_language_host() {
+    local main_js="$root/lib/tools/languageHost/main.js"
+    if [[ ! -f "$main_js" ]]; then
+        log "building the project (the language host runs from lib/)"
+        (cd "$root" && npx tsc -p tsconfig.json) || true
+    fi
+    if [[ ! -f "$main_js" ]]; then
+        log "$main_js is missing after the build: cannot install a language host" >&2
+        exit 1
+    fi
+    cat >"$bin/pulumi-language-nodejs.tmp" <<EOF
+#!/bin/sh
+# $own_host_marker (tools/languageHost), installed because the official
+# pulumi-language-nodejs could not be had on this machine.
+exec node "$main_js" "\$@"
+EOF
+    chmod 755 "$bin/pulumi-language-nodejs.tmp"
+    mv "$bin/pulumi-language-nodejs.tmp" "$bin/pulumi-language-nodejs"
+    log "installed this project's Node.js language host: $bin/pulumi-language-nodejs -> $main_js"
+}
+
+install_language_host() {
+    local present="$bin/pulumi-language-nodejs"
+    if [[ -x "$present" ]] && ! grep -qs "$own_host_marker" "$present"; then
+        log "official pulumi-language-nodejs already in .tools/bin"
+        return 0
+    fi
+    if build_language_host; then
+        log "installed the official pulumi-language-nodejs"
+        return 0
+    fi
+    install_own_language_host
 }
 
 build_cli_from_go_modules() {
@@ -129,9 +169,7 @@ else
     build_cli_from_go_modules
 fi
 
-if [[ ! -x "$bin/pulumi-language-nodejs" ]]; then
-    build_language_host
-fi
+install_language_host
 link_dynamic_provider
 
 got="$(cli_version "$bin/pulumi")"
@@ -139,4 +177,6 @@ if [[ "$got" != "$want" ]]; then
     log "pulumi in .tools/bin reports '$got', expected $want" >&2
     exit 1
 fi
-log "ready: $bin/pulumi $got$([[ -x "$bin/pulumi-language-nodejs" ]] && echo ' + pulumi-language-nodejs') + pulumi-resource-pulumi-nodejs"
+host_kind="official"
+grep -qs "$own_host_marker" "$bin/pulumi-language-nodejs" && host_kind="this project's"
+log "ready: $bin/pulumi $got + pulumi-language-nodejs ($host_kind) + pulumi-resource-pulumi-nodejs"

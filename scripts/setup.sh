@@ -15,4 +15,10 @@ else
     echo "[setup] npm packages present"
 fi
 
+# The default stack (Pulumi.yaml here) uses this package by name, as a deployment repository does:
+# its dynamic providers require "pulumi-airgap/provider/..." from the provider plugin's process.
+if [[ ! -e node_modules/pulumi-airgap ]]; then
+    ln -s .. node_modules/pulumi-airgap
+fi
+
 bash scripts/install-pulumi.sh

@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalJson } from "../provider/dynamic/contract";
 import { forwardingProvider } from "../provider/dynamic/provider";
 import { type AptLock, type AptSourceSpec, indexCacheDir, resolveLock } from "../provider/apt/mirror";
+import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface AptSourceArgs {
     /** Repository root, e.g. "http://deb.debian.org/debian". */
@@ -66,14 +65,6 @@ export interface AptMirrorArgs {
     concurrency?: pulumi.Input<number>;
 }
 
-interface LockFile {
-    version: 1;
-    /** SHA256 of the inputs the lock was resolved from. */
-    inputs: string;
-    source: { url: string; distribution: string };
-    packages: AptLock;
-}
-
 interface Resolved {
     source: AptSourceSpec;
     queries: string[];
@@ -82,53 +73,39 @@ interface Resolved {
     root: string;
 }
 
-function inputsDigest(r: Resolved): string {
-    const { url, distribution, components, architectures } = r.source;
-    const basis = {
-        url,
-        distribution,
-        components,
-        architectures,
-        queries: r.queries,
-        withDeps: r.withDeps,
-        followRecommends: r.followRecommends,
-    };
-    return createHash("sha256").update(canonicalJson(basis)).digest("hex");
-}
-
 /** Resolves the lock while the program runs (preview too), or reads it from the lock file. */
-async function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<AptLock> {
-    const digest = inputsDigest(r);
-    const file = lockFile ? path.resolve(lockFile) : undefined;
-    if (file && fs.existsSync(file)) {
-        const saved = JSON.parse(fs.readFileSync(file, "utf8")) as LockFile;
-        if (saved.inputs === digest) {
-            return saved.packages;
-        }
-        pulumi.log.info(`${name}: ${lockFile} was resolved from other inputs; resolving again`);
-    }
-    // A preview writes nothing under the mirror root: its indexes go to a cache outside it.
-    const cacheDir =
-        !pulumi.runtime.isDryRun() && fs.existsSync(r.root)
-            ? indexCacheDir(r.root)
-            : path.join(os.tmpdir(), "pulumi-airgap-indexes");
-    const { lock } = await resolveLock({
-        source: r.source,
-        queries: r.queries,
-        withDeps: r.withDeps,
-        followRecommends: r.followRecommends,
-        cacheDir,
+function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<AptLock> {
+    const { url, distribution, components, architectures } = r.source;
+    return pinnedLock({
+        name,
+        file: lockFile,
+        inputs: inputsDigest({
+            url,
+            distribution,
+            components,
+            architectures,
+            queries: r.queries,
+            withDeps: r.withDeps,
+            followRecommends: r.followRecommends,
+        }),
+        field: "packages",
+        extra: { source: { url, distribution } },
+        resolve: async () => {
+            // A preview writes nothing under the mirror root: its indexes go to a cache outside it.
+            const cacheDir =
+                !pulumi.runtime.isDryRun() && fs.existsSync(r.root)
+                    ? indexCacheDir(r.root)
+                    : path.join(os.tmpdir(), "pulumi-airgap-indexes");
+            const { lock } = await resolveLock({
+                source: r.source,
+                queries: r.queries,
+                withDeps: r.withDeps,
+                followRecommends: r.followRecommends,
+                cacheDir,
+            });
+            return lock;
+        },
     });
-    if (file && !pulumi.runtime.isDryRun()) {
-        const content: LockFile = {
-            version: 1,
-            inputs: digest,
-            source: { url: r.source.url, distribution: r.source.distribution },
-            packages: lock,
-        };
-        fs.writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
-    }
-    return lock;
 }
 
 /**
@@ -161,16 +138,18 @@ export class AptMirror extends pulumi.dynamic.Resource {
         const lock = pulumi
             .all([source, args.packages, args.withDeps, args.followRecommends, args.publish])
             .apply(([s, queries, withDeps, followRecommends, publish]) =>
-                lockFor(
-                    name,
-                    {
-                        source: s as AptSourceSpec,
-                        queries,
-                        withDeps: withDeps ?? true,
-                        followRecommends: followRecommends ?? false,
-                        root: publish.root,
-                    },
-                    args.lockFile,
+                resolvingInput("AptMirror", name, "source", () =>
+                    lockFor(
+                        name,
+                        {
+                            source: s as AptSourceSpec,
+                            queries,
+                            withDeps: withDeps ?? true,
+                            followRecommends: followRecommends ?? false,
+                            root: publish.root,
+                        },
+                        args.lockFile,
+                    ),
                 ),
             );
         super(

@@ -1,11 +1,8 @@
-import { createHash } from "node:crypto";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalJson } from "../provider/dynamic/contract";
 import { forwardingProvider } from "../provider/dynamic/provider";
 import type { RegistryMirrorSpec } from "../provider/host/types";
 import { type ImageLock, resolveImageLock } from "../provider/oci/mirror";
+import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface ImageMirrorTlsArgs {
     /** PEM CA certificate(s) trusted for every registry, in addition to the system ones. */
@@ -44,13 +41,6 @@ export interface ImageMirrorArgs {
     concurrency?: pulumi.Input<number>;
 }
 
-interface LockFile {
-    version: 1;
-    /** SHA256 of the inputs the lock was resolved from. */
-    inputs: string;
-    images: ImageLock;
-}
-
 interface Resolved {
     images: string[];
     source?: string;
@@ -58,29 +48,15 @@ interface Resolved {
     tls?: { caCert?: string; insecureRegistries?: string[] };
 }
 
-function inputsDigest(r: Resolved): string {
-    return createHash("sha256")
-        .update(canonicalJson({ images: [...r.images].sort(), source: r.source ?? "docker://" }))
-        .digest("hex");
-}
-
 /** Resolves the lock while the program runs (preview too), or reads it from the lock file. */
-async function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<ImageLock> {
-    const digest = inputsDigest(r);
-    const file = lockFile ? path.resolve(lockFile) : undefined;
-    if (file && fs.existsSync(file)) {
-        const saved = JSON.parse(fs.readFileSync(file, "utf8")) as LockFile;
-        if (saved.inputs === digest) {
-            return saved.images;
-        }
-        pulumi.log.info(`${name}: ${lockFile} was resolved from other inputs; resolving again`);
-    }
-    const lock = await resolveImageLock(r);
-    if (file && !pulumi.runtime.isDryRun()) {
-        const content: LockFile = { version: 1, inputs: digest, images: lock };
-        fs.writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
-    }
-    return lock;
+function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<ImageLock> {
+    return pinnedLock({
+        name,
+        file: lockFile,
+        inputs: inputsDigest({ images: [...r.images].sort(), source: r.source ?? "docker://" }),
+        field: "images",
+        resolve: () => resolveImageLock(r),
+    });
 }
 
 /**
@@ -111,15 +87,17 @@ export class ImageMirror extends pulumi.dynamic.Resource {
 
     constructor(name: string, args: ImageMirrorArgs, opts?: pulumi.CustomResourceOptions) {
         const lock = pulumi.all([args.images, args.source, args.auth, args.tls]).apply(([images, source, auth, tls]) =>
-            lockFor(
-                name,
-                {
-                    images,
-                    ...(source === undefined ? {} : { source }),
-                    ...(auth === undefined ? {} : { auth }),
-                    ...(tls === undefined ? {} : { tls: tls as Resolved["tls"] }),
-                },
-                args.lockFile,
+            resolvingInput("ImageMirror", name, source === undefined ? "images" : "source", () =>
+                lockFor(
+                    name,
+                    {
+                        images,
+                        ...(source === undefined ? {} : { source }),
+                        ...(auth === undefined ? {} : { auth }),
+                        ...(tls === undefined ? {} : { tls: tls as Resolved["tls"] }),
+                    },
+                    args.lockFile,
+                ),
             ),
         );
         super(

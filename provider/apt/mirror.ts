@@ -328,6 +328,7 @@ export async function resolveLock(
         architectures: upstream.architectures,
         withDeps: key.withDeps,
         followRecommends: key.followRecommends,
+        origin: `${head.release.suiteUrl} ${head.components.join(" ")}`,
     });
     const lock = lockOf(result.packages);
     if (options.cacheDir !== undefined) {

@@ -55,6 +55,8 @@ export interface ResolveOptions {
     followRecommends?: boolean;
     /** Follow `Suggests` too. Defaults to false. */
     followSuggests?: boolean;
+    /** Where the packages come from, for messages, e.g. "http://deb.example/debian bookworm main". */
+    origin?: string;
 }
 
 export type DependencyField = "Depends" | "Pre-Depends" | "Recommends" | "Suggests";
@@ -79,10 +81,15 @@ export interface ResolveResult {
 export class UnsatisfiableDependenciesError extends AirgapError {
     public readonly problems: readonly UnsatisfiedDependency[];
 
-    constructor(problems: readonly UnsatisfiedDependency[]) {
+    constructor(problems: readonly UnsatisfiedDependency[], origin?: string) {
         const count =
             problems.length === 1 ? "1 unsatisfiable dependency" : `${problems.length} unsatisfiable dependencies`;
-        super("ERR_UNSATISFIABLE", `${count}:\n${problems.map((p) => `  ${describeProblem(p)}`).join("\n")}`);
+        const where = origin ? ` in ${origin}` : "";
+        super(
+            "ERR_UNSATISFIABLE",
+            `packages: ${count}${where}:\n${problems.map((p) => `  ${describeProblem(p)}`).join("\n")}`,
+            { argument: "packages" },
+        );
         this.name = "UnsatisfiableDependenciesError";
         this.problems = problems;
     }
@@ -107,22 +114,24 @@ export function resolve(options: ResolveOptions): ResolveResult {
     const queries = options.queries.map((q) => compileQuery(q));
     const selection = new Selection();
 
-    const unmatched: string[] = [];
-    for (const query of queries) {
+    const unmatched: { index: number; text: string }[] = [];
+    for (const [i, query] of queries.entries()) {
         const matched = index.match(query);
         if (matched.length === 0) {
-            unmatched.push(query.text);
+            unmatched.push({ index: i, text: query.text });
         }
         for (const pkg of query.constrainsVersion ? matched : newestPerNameAndArchitecture(matched)) {
             selection.add(pkg);
         }
     }
     if (unmatched.length > 0) {
-        const list = unmatched.map((q) => JSON.stringify(q)).join(", ");
+        const list = unmatched.map((q) => `packages[${q.index}] ${JSON.stringify(q.text)}`).join(", ");
+        const where = options.origin ? ` in ${options.origin}` : "";
         throw new AirgapError(
             "ERR_NOT_FOUND",
-            `no package matches ${unmatched.length === 1 ? "query" : "queries"} ${list}` +
+            `${list} ${unmatched.length === 1 ? "matches" : "match"} nothing${where}` +
                 ` (architectures ${architectures.join(", ")} and all)`,
+            { argument: `packages[${unmatched[0].index}]` },
         );
     }
 
@@ -139,7 +148,7 @@ export function resolve(options: ResolveOptions): ResolveResult {
         closure.run();
         const hard = closure.problems.filter((p) => p.field === "Depends" || p.field === "Pre-Depends");
         if (hard.length > 0) {
-            throw new UnsatisfiableDependenciesError(hard);
+            throw new UnsatisfiableDependenciesError(hard, options.origin);
         }
         unsatisfiedWeak.push(...closure.problems.filter((p) => p.field === "Recommends" || p.field === "Suggests"));
     }

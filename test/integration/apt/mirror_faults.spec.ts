@@ -360,7 +360,7 @@ describe("AptMirror faults: a failed sync leaves the published repository as it 
             await expectFailure(
                 resolveLock({ source: source(), queries: ["app", "no-such-package"] }),
                 "ERR_NOT_FOUND",
-                /^no package matches query "no-such-package" \(architectures amd64 and all\)$/,
+                /^packages\[1\] "no-such-package" matches nothing in http:\/\/127\.0\.0\.1:\d+\/dists\/bookworm main \(architectures amd64 and all\)$/,
             );
         });
 

@@ -82,8 +82,12 @@ describe("apt resolver", () => {
                 () => run(pool, ["hello", "no-such-package", "hello {i386}"]),
                 (err: Error) => {
                     assert.ok(hasCode(err, "ERR_NOT_FOUND"));
-                    assert.match(err.message, /"no-such-package", "hello \{i386\}"/);
+                    assert.match(
+                        err.message,
+                        /^packages\[1\] "no-such-package", packages\[2\] "hello \{i386\}" match nothing/,
+                    );
                     assert.doesNotMatch(err.message, /"hello",/);
+                    assert.equal((err as { argument?: string }).argument, "packages[1]");
                     return true;
                 },
             );
@@ -528,7 +532,8 @@ describe("apt resolver", () => {
                 ["app", "1.0-1", "Depends", "nothing-a | nothing-b"],
             ],
         );
-        assert.match(err.message, /^4 unsatisfiable dependencies:\n/);
+        assert.match(err.message, /^packages: 4 unsatisfiable dependencies:\n/);
+        assert.equal(err.argument, "packages");
         assert.match(
             err.message,
             /\n {2}app 1\.0-1 \(amd64\) Depends "libgone \(>= 2\)": nothing satisfies it for amd64/,
