@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { AptMirror, type AptMirrorArgs } from "../../sdk";
+import type { AptMirrorArgs } from "../../sdk";
 import { makeAptClient } from "../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
-import { createTestStack, stateFilesContaining, type TestStack } from "../harness/pulumi";
+import { createProgramStack, type ProgramStack, stateFilesContaining } from "../harness/program";
+import { aptProgram } from "./programs";
 import { type StaticServer, startStaticServer } from "../harness/servers/http";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
 
-describe("AptMirror with the real Pulumi CLI, judged by apt-get", function () {
+describe("AptMirror with the real Pulumi CLI from a program directory, judged by apt-get", function () {
     this.timeout(300_000);
 
     let upstream: AptRepo;
@@ -18,7 +18,7 @@ describe("AptMirror with the real Pulumi CLI, judged by apt-get", function () {
     let mirrorServer: StaticServer;
     let signing: GpgKeyring;
     let args: AptMirrorArgs;
-    let t: TestStack;
+    let t: ProgramStack;
     let publicKey = "";
 
     /** Real apt-get against what we published: update, then fetch `pkg` with its dependencies. */
@@ -70,11 +70,13 @@ describe("AptMirror with the real Pulumi CLI, judged by apt-get", function () {
             },
             packages: ["app"],
             publish: { root, prefix: "debian", origin: "site" },
-            signing: { privateKey: pulumi.secret(signing.keys[0].privateKeyArmored) },
         };
-        t = await createTestStack("aptmirror", async () => {
-            const m = new AptMirror("debian", args);
-            return { packages: m.packages, publicKey: m.publicKey, count: m.packageCount, drift: m.drift };
+        t = await createProgramStack("aptmirror", {
+            source: aptProgram,
+            config: () => ({
+                args: JSON.stringify(args),
+                signingKey: { secret: signing.keys[0].privateKeyArmored },
+            }),
         });
     });
 

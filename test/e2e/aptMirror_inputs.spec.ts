@@ -2,18 +2,20 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { AptMirror, type AptMirrorArgs } from "../../sdk";
+import type { AptMirrorArgs } from "../../sdk";
 import { makeAptClient } from "../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
-import { createTestStack, type TestStack } from "../harness/pulumi";
+import { type CliResult, createProgramStack, type ProgramStack } from "../harness/program";
 import { type StaticServer, startStaticServer } from "../harness/servers/http";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
+import { snapshotTree } from "../harness/tree";
+import { aptAndHostProgram, aptProgram } from "./programs";
 
 /**
- * AptMirror's inputs through the real Pulumi CLI: a lock file that lets preview run without
- * upstream, and inputs that are wrong, each refused by preview with the argument named and
- * nothing written under the publish root.
+ * AptMirror's inputs through the real Pulumi CLI from program directories: a lock file that lets
+ * preview run without upstream; inputs that are wrong, each refused by preview with the argument
+ * named and nothing written under the publish root; and errors while the program runs, which
+ * fail `preview` and `up` fast and leave the state and the published mirror as they were.
  */
 
 const MAIN = [
@@ -81,7 +83,7 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
     });
 
     describe("lockFile", () => {
-        let t: TestStack;
+        let t: ProgramStack;
         let root: string;
         let work: string;
         let lockFile: string;
@@ -93,17 +95,18 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
             work = await makeTempDir("inputs-lock-work");
             lockFile = path.join(work, "debian.lock.json");
             mirrorServer = await startStaticServer(root);
-            // The mirror's outputs are not exported: when resolving fails (upstream gone, no lock
-            // file), an inline program whose failed resource feeds another registration hangs
-            // instead of failing (pulumi/pulumi#14980).
-            t = await createTestStack("aptlockfile", async () => {
-                new AptMirror("debian", {
-                    source: sourceArgs(),
-                    packages: ["app"],
-                    publish: { root, prefix: "debian" },
-                    signing: { privateKey: pulumi.secret(signing.keys[0]!.privateKeyArmored) },
-                    lockFile,
-                });
+            const args: AptMirrorArgs = {
+                source: sourceArgs(),
+                packages: ["app"],
+                publish: { root, prefix: "debian" },
+                lockFile,
+            };
+            t = await createProgramStack("aptlockfile", {
+                source: aptProgram,
+                config: () => ({
+                    args: JSON.stringify(args),
+                    signingKey: { secret: signing.keys[0]!.privateKeyArmored },
+                }),
             });
         });
 
@@ -175,16 +178,16 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
     });
 
     describe("inputs refused by preview, with nothing written under the root", () => {
-        let t: TestStack;
+        let t: ProgramStack;
         let root: string;
         /** What the next preview's program declares. */
         let args: AptMirrorArgs;
+        let signed = true;
 
         const valid = (): AptMirrorArgs => ({
             source: sourceArgs(),
             packages: ["app"],
             publish: { root, prefix: "debian" },
-            signing: { privateKey: pulumi.secret(signing.keys[0]!.privateKeyArmored) },
         });
 
         /** Runs preview, expects it to fail, and returns everything the CLI printed. */
@@ -199,9 +202,12 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
 
         before(async () => {
             root = await makeTempDir("inputs-bad-root");
-            // No outputs exported, for the reason given in the lockFile suite.
-            t = await createTestStack("aptbadinputs", async () => {
-                new AptMirror("debian", args);
+            t = await createProgramStack("aptbadinputs", {
+                source: aptProgram,
+                config: () => ({
+                    args: JSON.stringify(args),
+                    ...(signed ? { signingKey: { secret: signing.keys[0]!.privateKeyArmored } } : {}),
+                }),
             });
         });
 
@@ -227,8 +233,10 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
         });
 
         it("no signing and no allowUnsigned: names signing", async () => {
-            args = { ...valid(), signing: undefined };
+            args = valid();
+            signed = false;
             const output = await failingPreview();
+            signed = true;
             assert.match(
                 output,
                 /AptMirror resource 'debian': property signing value .* has a problem: give signing\.privateKey to sign the published Release, or set allowUnsigned/,
@@ -261,6 +269,108 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
                 ),
             );
             assert.ok(!fs.existsSync(missing));
+        });
+    });
+
+    describe("errors while the program runs: preview and up fail fast and change nothing", () => {
+        // Its own upstream, which the tests change.
+        let own: AptRepo;
+        let ownServer: StaticServer;
+        let t: ProgramStack;
+        let root: string;
+        let hostRoot: string;
+        let args: AptMirrorArgs;
+
+        before(async () => {
+            own = await buildRepo({ distribution: "bookworm", signWith: "ed25519", components: { main: MAIN } });
+            ownServer = await startStaticServer(own.dir);
+            root = await makeTempDir("inputs-run-root");
+            hostRoot = await makeTempDir("inputs-run-host");
+            args = {
+                source: { ...sourceArgs(), url: ownServer.url, key: own.publicKeyArmored },
+                packages: ["app"],
+                publish: { root, prefix: "debian" },
+            };
+            // The mirror's outputs are exported and feed a HostMirrorConfig.
+            t = await createProgramStack("aptrunerrors", {
+                source: aptAndHostProgram,
+                config: () => ({
+                    args: JSON.stringify(args),
+                    hostRoot,
+                    signingKey: { secret: signing.keys[0]!.privateKeyArmored },
+                }),
+            });
+            const up = await t.up();
+            assert.deepEqual(up.outputs.packages, { "app/amd64": "1.0-1", "libfoo/amd64": "1.2-1" });
+            assert.ok(Object.keys(up.outputs.hostFiles as object).length > 0);
+        });
+
+        after(async () => {
+            await t?.dispose();
+            await ownServer?.close();
+            await own?.close();
+            await removeTempDir(root);
+            await removeTempDir(hostRoot);
+        });
+
+        /** Error diagnostics the engine received, from the event log. */
+        const errorDiagnostics = (r: CliResult): string[] =>
+            r.events
+                .map((e) => e.diagnosticEvent as { severity?: string; message?: string } | undefined)
+                .filter((d) => d?.severity === "error")
+                .map((d) => d!.message ?? "");
+
+        /**
+         * `pulumi preview` and `pulumi up --skip-preview` each fail within 60 s with `expected`
+         * reported once, no stack trace; the state (secrets in plain text), the published mirror (inodes and
+         * mtimes included) and the host root are exactly as before.
+         */
+        const failsCleanly = async (expected: RegExp) => {
+            const before = {
+                state: await t.stateContent(),
+                mirror: snapshotTree(path.join(root, "debian"), { identity: true }),
+                host: snapshotTree(hostRoot, { identity: true }),
+            };
+            for (const op of [["preview"], ["up", "--yes", "--skip-preview"]]) {
+                const r = await t.cli([...op, "--non-interactive"], { timeoutMs: 120_000 });
+                const out = `${r.stdout}${r.stderr}`;
+                assert.notEqual(r.code, 0, `${op[0]} succeeded:\n${out}`);
+                assert.ok(r.elapsedMs < 60_000, `${op[0]} took ${r.elapsedMs} ms`);
+                const errors = errorDiagnostics(r).filter((m) => m.includes('AptMirror "debian"'));
+                assert.equal(errors.length, 1, `one error about the mirror, got ${JSON.stringify(errors)}`);
+                assert.match(errors[0], expected);
+                assert.doesNotMatch(out, /unhandled exception|error serializing property|^\s+at /m);
+                assert.doesNotMatch(out, /deleting|deleted/);
+            }
+            assert.deepEqual(await t.stateContent(), before.state, "the state changed");
+            assert.deepEqual(snapshotTree(path.join(root, "debian"), { identity: true }), before.mirror);
+            assert.deepEqual(snapshotTree(hostRoot, { identity: true }), before.host);
+        };
+
+        it("a query matching nothing names the resource, packages[i] and the upstream", async () => {
+            args = { ...args, packages: ["app", "no-such-package-xyz"] };
+            await failsCleanly(
+                /^AptMirror "debian": packages\[1\] "no-such-package-xyz" matches nothing in http:\/\/127\.0\.0\.1:\d+\/dists\/bookworm main/,
+            );
+        });
+
+        it("a package name typo names the query", async () => {
+            args = { ...args, packages: ["apq"] };
+            await failsCleanly(/^AptMirror "debian": packages\[0\] "apq" matches nothing/);
+        });
+
+        it("a dependency that became unsatisfiable upstream names the package and the dependency", async () => {
+            args = { ...args, packages: ["app"] };
+            await t.preview({ expectNoChanges: true });
+            await own.addDebs("main", [{ name: "app", version: "1.1-1", depends: "libmissing (>= 2)" }]);
+            await failsCleanly(
+                /^AptMirror "debian": packages: 1 unsatisfiable dependency in http:\/\/127\.0\.0\.1:\d+\/dists\/bookworm main:\n\s+app 1\.1-1 \(amd64\) Depends "libmissing \(>= 2\)"/,
+            );
+        });
+
+        it("the upstream unreachable without a lock file names the source and the URL", async () => {
+            await ownServer.close();
+            await failsCleanly(/^AptMirror "debian": source.*http:\/\/127\.0\.0\.1:\d+\/dists\/bookworm\/InRelease/s);
         });
     });
 });

@@ -5,21 +5,29 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as openpgp from "openpgp";
 import type { HostMirrorConfigArgs } from "../../sdk";
-import { HostMirrorConfig } from "../../sdk";
 import { makeTlsMaterial, type TlsMaterial } from "../harness/fixtures/tls";
-import { createTestStack, type TestStack } from "../harness/pulumi";
+import { createProgramStack, type ProgramStack } from "../harness/program";
 import { snapshotTree } from "../harness/tree";
 
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 
-describe("HostMirrorConfig with the real Pulumi CLI", function () {
+/** A deployment-repository program: the resource's arguments come from stack config. */
+const hostProgram = `import * as pulumi from "@pulumi/pulumi";
+import { HostMirrorConfig, type HostMirrorConfigArgs } from "pulumi-airgap";
+
+const config = new pulumi.Config();
+const host = new HostMirrorConfig("site", config.requireObject<HostMirrorConfigArgs>("args"));
+export const files = host.files;
+`;
+
+describe("HostMirrorConfig with the real Pulumi CLI, from a program directory", function () {
     this.timeout(180_000);
 
     let root: string;
     let tls: TlsMaterial;
     let armoredKey: string;
     let args: HostMirrorConfigArgs;
-    let t: TestStack;
+    let t: ProgramStack;
     let original: Record<string, string>;
     const preexistingCa = "-----BEGIN CERTIFICATE-----\nnot ours, kept byte for byte\n-----END CERTIFICATE-----\r\n";
 
@@ -58,9 +66,9 @@ describe("HostMirrorConfig with the real Pulumi CLI", function () {
                 },
             ],
         };
-        t = await createTestStack("hostcfg", async () => {
-            const r = new HostMirrorConfig("site", args);
-            return { files: r.files };
+        t = await createProgramStack("hostcfg", {
+            source: hostProgram,
+            config: () => ({ args: JSON.stringify(args) }),
         });
     });
 
@@ -147,22 +155,28 @@ describe("HostMirrorConfig with the real Pulumi CLI", function () {
 });
 
 describe("HostMirrorConfig bad input through the real Pulumi CLI", function () {
-    this.timeout(120_000);
+    this.timeout(180_000);
 
-    it("fails preview with the argument named and writes nothing", async () => {
+    it("fails preview and up fast with the argument named, and writes nothing", async () => {
         const root = fs.mkdtempSync(path.join(os.tmpdir(), "airgap-host-bad-"));
-        const t = await createTestStack("hostbad", async () => {
-            new HostMirrorConfig("bad", {
-                target: { local: { root } },
-                registries: [{ source: "quay.io", mirrors: ["https://mirror.example:5000"] }],
-            });
+        const args: HostMirrorConfigArgs = {
+            target: { local: { root } },
+            registries: [{ source: "quay.io", mirrors: ["https://mirror.example:5000"] }],
+        };
+        const t = await createProgramStack("hostbad", {
+            source: hostProgram,
+            config: () => ({ args: JSON.stringify(args) }),
         });
         try {
-            await assert.rejects(t.up(), (err: Error) => {
-                assert.match(err.message, /registries\[0\]\.mirrors\[0\]/);
-                assert.match(err.message, /has a scheme/);
-                return true;
-            });
+            for (const op of [["preview"], ["up", "--yes"]]) {
+                const r = await t.cli([...op, "--non-interactive"]);
+                assert.notEqual(r.code, 0, t.lastOutput());
+                assert.ok(r.elapsedMs < 60_000, `${op[0]} took ${r.elapsedMs} ms`);
+                const out = r.stdout + r.stderr;
+                assert.match(out, /registries\[0\]\.mirrors\[0\]/);
+                assert.match(out, /has a scheme/);
+                assert.doesNotMatch(out, /unhandled exception|error serializing property/);
+            }
             assert.deepEqual(fs.readdirSync(root), []);
         } finally {
             await t.dispose();

@@ -1,18 +1,37 @@
 import assert from "node:assert/strict";
-import * as pulumi from "@pulumi/pulumi";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { digestOf } from "../../provider/oci/digest";
-import { ImageMirror, type ImageMirrorArgs } from "../../sdk";
-import { createTestStack, stateFilesContaining, type TestStack } from "../harness/pulumi";
+import type { ImageMirrorArgs } from "../../sdk";
+import { createProgramStack, type ProgramStack, stateFilesContaining } from "../harness/program";
 import { type RegistryServer, startRegistry } from "../harness/servers/registry";
 import { cleanupAll } from "../harness/tmp";
 import { multiArchLayout, singleLayout, skopeo, skopeoRaw } from "../integration/oci/registry_helpers";
 
-describe("ImageMirror with the real Pulumi CLI, judged by skopeo", function () {
+/**
+ * A deployment-repository program: the arguments come from stack config, the registry
+ * credentials from a config secret.
+ */
+const imageProgram = `import * as pulumi from "@pulumi/pulumi";
+import { ImageMirror, type ImageMirrorArgs } from "pulumi-airgap";
+
+const config = new pulumi.Config();
+const args = config.requireObject<ImageMirrorArgs>("args");
+const m = new ImageMirror("release", { ...args, auth: config.requireSecret("auth") });
+export const images = m.images;
+export const mirrored = m.mirrored;
+export const registries = m.registries;
+export const registriesConf = m.registriesConf;
+export const blobCount = m.blobCount;
+export const drift = m.drift;
+`;
+
+describe("ImageMirror with the real Pulumi CLI from a program directory, judged by skopeo", function () {
     this.timeout(300_000);
 
     let source: RegistryServer;
     let mirror: RegistryServer;
-    let t: TestStack;
+    let t: ProgramStack;
     const secretPassword = "e2e-registry-password-do-not-store";
     let app: string;
     let multi: string;
@@ -40,19 +59,11 @@ describe("ImageMirror with the real Pulumi CLI, judged by skopeo", function () {
             images: [app, multi],
             destination: `docker://${mirror.host}`,
             repositoryPath: "strip-registry",
-            auth: pulumi.secret(auth),
             tls: { insecureRegistries: [source.host, mirror.host] },
         };
-        t = await createTestStack("imagemirror", async () => {
-            const m = new ImageMirror("release", args);
-            return {
-                images: m.images,
-                mirrored: m.mirrored,
-                registries: m.registries,
-                registriesConf: m.registriesConf,
-                blobCount: m.blobCount,
-                drift: m.drift,
-            };
+        t = await createProgramStack("imagemirror", {
+            source: imageProgram,
+            config: () => ({ args: JSON.stringify(args), auth: { secret: auth } }),
         });
     });
 
@@ -82,6 +93,10 @@ describe("ImageMirror with the real Pulumi CLI, judged by skopeo", function () {
         // The check can fail: the destination, which is in the state, is found the same way.
         assert.ok(stateFilesContaining(t, [mirror.host]).length > 0);
         assert.deepEqual(stateFilesContaining(t, [secretPassword, encoded]), []);
+        // The stack's config file holds the credentials encrypted, never as they were given.
+        const stackConfig = fs.readFileSync(path.join(t.dir, "Pulumi.test.yaml"), "utf8");
+        assert.match(stackConfig, /auth:\s*\n\s*secure: /);
+        assert.ok(!stackConfig.includes(secretPassword) && !stackConfig.includes(encoded), stackConfig);
     });
 
     it("preview --expect-no-changes passes right after up", async () => {

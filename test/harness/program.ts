@@ -53,7 +53,8 @@ export function deploymentRepo(): Promise<string> {
                 fs.rmSync(dir, { recursive: true, force: true });
             }
         });
-        // `npm pack` runs `prepack`, which builds lib/: what a registry or git install would get.
+        // `npm pack` runs `prepare`, which builds lib/ (tsconfig.build.json): what a registry or git
+        // install would get.
         const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], {
             cwd: packageRoot,
             timeoutMs: 300_000,
@@ -95,7 +96,10 @@ export interface ProgramOptions {
     /** The program: TypeScript (index.ts) unless `language` says JavaScript (index.js). */
     source: string;
     language?: "typescript" | "javascript";
-    /** Stack configuration, read before every operation; only changed keys are set again. */
+    /**
+     * Stack configuration, read before every operation: changed keys are set again, keys no
+     * longer listed are removed.
+     */
     config?: () => Record<string, ConfigValue>;
     /** Extra environment for the CLI and everything it starts. */
     env?: Record<string, string>;
@@ -116,8 +120,14 @@ export interface ProgramStack {
     cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
     /** Output of the last operation (for failure messages). */
     lastOutput(): string;
-    /** The stack's checkpoint file as bytes (to compare before and after an operation). */
+    /** The stack's checkpoint file as bytes. */
     stateBytes(): Buffer;
+    /**
+     * The stack's state as `pulumi stack export --show-secrets` gives it, without the manifest
+     * (the time of the last operation): what must not change when an operation fails. (The file
+     * itself does change: a failed update rewrites the manifest time and re-encrypts secrets.)
+     */
+    stateContent(): Promise<unknown>;
     dispose(): Promise<void>;
 }
 
@@ -132,6 +142,8 @@ export function cliEnv(stateDir: string, extra: Record<string, string> = {}): No
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
         PULUMI_SKIP_CONFIRMATIONS: "true",
         NO_COLOR: "1",
+        // Makes the CLI accept --event-log (the engine events the Automation API reads too).
+        PULUMI_DEBUG_COMMANDS: "true",
         PATH: `${path.join(packageRoot, ".tools", "bin")}${path.delimiter}${process.env.PATH ?? ""}`,
         ...extra,
     };
@@ -226,6 +238,12 @@ export async function createProgramStack(name: string, opts: ProgramOptions): Pr
         if (args.length > 0) {
             await must(["config", "set-all", ...args]);
         }
+        for (const key of [...applied.keys()]) {
+            if (!(key in wanted)) {
+                await must(["config", "rm", key]);
+                applied.delete(key);
+            }
+        }
     };
 
     const t: ProgramStack = {
@@ -270,6 +288,14 @@ export async function createProgramStack(name: string, opts: ProgramOptions): Pr
         stateBytes() {
             const file = path.join(stateDir, ".pulumi", "stacks", name, "test.json");
             return fs.readFileSync(file);
+        },
+        async stateContent() {
+            const saved = output;
+            const r = await must(["stack", "export", "--show-secrets"]);
+            output = saved;
+            const exported = JSON.parse(r.stdout) as { deployment?: { manifest?: unknown } };
+            delete exported.deployment?.manifest;
+            return exported;
         },
         async dispose() {
             await cli(["stack", "rm", "--yes", "--force", "--non-interactive"]);

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { request } from "undici";
+import { systemDebianArchive } from "../../provider/apt/system";
+import { packageRoot } from "../harness/program";
+import { type RunResult, run } from "../harness/servers/process";
+import { makeTempDir, removeTempDir } from "../harness/tmp";
+import { snapshotTree } from "../harness/tree";
+
+/**
+ * The main job as a newcomer runs it: `npm run main` (scripts/main.sh), the real CLI running the
+ * repository's own Pulumi.yaml through the language host, against the machine's Debian archive.
+ * Its state and data go to temporary directories (AIRGAP_STATE_DIR, `dataDir`) under a stack of
+ * its own, so the repository's default stack is not touched.
+ */
+describe("npm run main (the default stack) with the real Pulumi CLI", function () {
+    this.timeout(600_000);
+
+    const stack = `e2e-${process.pid}`;
+    let state: string;
+    let data: string;
+
+    const main = (...args: string[]): Promise<RunResult> =>
+        run("bash", [path.join(packageRoot, "scripts", "main.sh"), ...args], {
+            cwd: packageRoot,
+            env: {
+                ...process.env,
+                AIRGAP_SKIP_SETUP: "1",
+                AIRGAP_STATE_DIR: state,
+                PULUMI_STACK: stack,
+                PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase",
+                PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+                PULUMI_DEBUG_COMMANDS: "true",
+                NO_COLOR: "1",
+            },
+            check: false,
+            timeoutMs: 300_000,
+        });
+    const ok = (r: RunResult, what: string) => assert.equal(r.code, 0, `${what}:\n${r.stdout}${r.stderr}`);
+
+    /** Everything in the stack's state but the manifest (its time), secrets in plain text. */
+    const stateContent = async () => {
+        const r = await main("stack", "export", "--show-secrets");
+        ok(r, "stack export");
+        const exported = JSON.parse(r.stdout) as { deployment?: { manifest?: unknown } };
+        delete exported.deployment?.manifest;
+        return exported;
+    };
+
+    before(async function () {
+        const archive = systemDebianArchive();
+        const url = archive && `${archive.url}/dists/${archive.distribution}/InRelease`;
+        let why = archive ? undefined : "no Debian archive with a main component in /etc/apt/sources.list.d";
+        if (url) {
+            try {
+                const response = await request(url, { method: "HEAD", signal: AbortSignal.timeout(8_000) });
+                await response.body.dump();
+                why = response.statusCode === 200 ? undefined : `${url} answered ${response.statusCode}`;
+            } catch (err) {
+                why = `${url} is unreachable: ${(err as Error).message}`;
+            }
+        }
+        if (why) {
+            console.log(`      skipped: the machine's Debian archive is not usable: ${why}`);
+            this.skip();
+        }
+        state = await makeTempDir("main-state");
+        data = await makeTempDir("main-data");
+        ok(await main("config", "set", "dataDir", data), "config set dataDir");
+    });
+
+    after(async () => {
+        if (state) {
+            await main("destroy");
+            await main("stack", "rm", "--yes", "--force", "--non-interactive");
+            await removeTempDir(state);
+            await removeTempDir(data);
+        }
+        fs.rmSync(path.join(packageRoot, `Pulumi.${stack}.yaml`), { force: true });
+    });
+
+    it("up mirrors hello with its dependencies and points the host at the mirror; preview then shows no change", async () => {
+        const up = await main();
+        ok(up, "npm run main");
+        assert.match(up.stdout, /hello\/amd64\s*: "/);
+        const published = path.join(data, "mirror", "debian");
+        assert.ok(fs.existsSync(path.join(published, "dists")), "nothing published");
+        const sources = fs.readFileSync(path.join(data, "host", "etc/apt/sources.list.d/site-debian.sources"), "utf8");
+        assert.match(sources, new RegExp(`^URIs: file://${published}$`, "m"));
+        ok(await main("preview", "--expect-no-changes"), "preview --expect-no-changes");
+    });
+
+    it("a package that matches nothing fails up and preview fast, naming it, and changes nothing", async () => {
+        ok(await main("config", "set", "packages", '["hello","no-such-package-xyz"]'), "config set packages");
+        const before = {
+            state: await stateContent(),
+            data: snapshotTree(data, { identity: true }),
+        };
+        for (const op of [[], ["preview"]]) {
+            const started = Date.now();
+            const r = await main(...op);
+            const elapsed = Date.now() - started;
+            const out = `${r.stdout}${r.stderr}`;
+            assert.notEqual(r.code, 0, `npm run main ${op.join(" ")} succeeded:\n${out}`);
+            assert.ok(elapsed < 60_000, `npm run main ${op.join(" ")} took ${elapsed} ms`);
+            assert.match(
+                out,
+                /error: AptMirror "debian": packages\[1\] "no-such-package-xyz" matches nothing in http\S+ main/,
+            );
+            assert.doesNotMatch(out, /unhandled exception|error serializing property|^\s+at /m);
+        }
+        assert.deepEqual(await stateContent(), before.state, "the state changed");
+        // The published mirror, the host files, the lock file and the signing key: all as they were.
+        const after = snapshotTree(data, { identity: true });
+        assert.deepEqual(
+            Object.fromEntries(Object.entries(after).filter(([p]) => !p.startsWith("mirror/.airgap/"))),
+            Object.fromEntries(Object.entries(before.data).filter(([p]) => !p.startsWith("mirror/.airgap/"))),
+        );
+        ok(await main("config", "rm", "packages"), "config rm packages");
+        ok(await main("preview", "--expect-no-changes"), "preview --expect-no-changes after the fix");
+    });
+});
