@@ -1,7 +1,8 @@
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
 import type { RegistryMirrorSpec } from "../provider/host/types";
-import { type ImageLock, resolveImageLock } from "../provider/oci/mirror";
+import { type ImageLock, parseMirrorSource, resolveImageLock } from "../provider/oci/mirror";
 import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface ImageMirrorTlsArgs {
@@ -48,6 +49,20 @@ interface Resolved {
     tls?: { caCert?: string; insecureRegistries?: string[] };
 }
 
+/**
+ * A layout or archive source that is not there yet, as before the first update of the resource
+ * that writes it. (A source that does not parse is left to the resolution, which names it.)
+ */
+function notWrittenYet(source: string | undefined): boolean {
+    let target: ReturnType<typeof parseMirrorSource>;
+    try {
+        target = parseMirrorSource(source);
+    } catch {
+        return false;
+    }
+    return target !== undefined && !fs.existsSync(target.path);
+}
+
 /** Resolves the lock while the program runs (preview too), or reads it from the lock file. */
 function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<ImageLock> {
     return pinnedLock({
@@ -84,22 +99,34 @@ export class ImageMirror extends pulumi.dynamic.Resource {
     declare public readonly registriesConf: pulumi.Output<string>;
     /** Problems found by the last refresh; empty when the destination is as mirrored. */
     declare public readonly drift: pulumi.Output<string[]>;
+    /**
+     * Where the images were mirrored to, once they are. Give it as another ImageMirror's
+     * `source` to copy from the layout or archive this one writes: that one then resolves its
+     * lock after this one is done (in the first preview, before anything is written, its lock
+     * shows as unknown).
+     */
+    declare public readonly destination: pulumi.Output<string>;
 
     constructor(name: string, args: ImageMirrorArgs, opts?: pulumi.CustomResourceOptions) {
-        const lock = pulumi.all([args.images, args.source, args.auth, args.tls]).apply(([images, source, auth, tls]) =>
-            resolvingInput("ImageMirror", name, source === undefined ? "images" : "source", () =>
-                lockFor(
-                    name,
-                    {
-                        images,
-                        ...(source === undefined ? {} : { source }),
-                        ...(auth === undefined ? {} : { auth }),
-                        ...(tls === undefined ? {} : { tls: tls as Resolved["tls"] }),
-                    },
-                    args.lockFile,
-                ),
-            ),
-        );
+        const lock = pulumi
+            .all([args.images, args.source, args.auth, args.tls])
+            .apply(([images, source, auth, tls]): pulumi.Input<ImageLock> => {
+                if (pulumi.runtime.isDryRun() && notWrittenYet(source)) {
+                    return pulumi.output(pulumi.unknown) as unknown as pulumi.Output<ImageLock>;
+                }
+                return resolvingInput("ImageMirror", name, source === undefined ? "images" : "source", () =>
+                    lockFor(
+                        name,
+                        {
+                            images,
+                            ...(source === undefined ? {} : { source }),
+                            ...(auth === undefined ? {} : { auth }),
+                            ...(tls === undefined ? {} : { tls: tls as Resolved["tls"] }),
+                        },
+                        args.lockFile,
+                    ),
+                );
+            });
         super(
             forwardingProvider("pulumi-airgap/provider/oci/operations"),
             name,

@@ -53,10 +53,24 @@ export function deploymentRepo(): Promise<string> {
                 fs.rmSync(dir, { recursive: true, force: true });
             }
         });
-        // `npm pack` runs `prepare`, which builds lib/ (tsconfig.build.json): what a registry or git
-        // install would get.
+        // The package is packed from a copy of its sources, as a registry or git install would
+        // get it: `npm pack` runs `prepare`, which builds lib/ (tsconfig.build.json) there. (Not in
+        // this checkout: its lib/ is what this test process is running.)
+        const src = path.join(dir, "src");
+        for (const entry of [
+            "package.json",
+            "README.md",
+            "tsconfig.json",
+            "tsconfig.build.json",
+            "provider",
+            "sdk",
+            "tools",
+        ]) {
+            fs.cpSync(path.join(packageRoot, entry), path.join(src, entry), { recursive: true });
+        }
+        fs.symlinkSync(path.join(packageRoot, "node_modules"), path.join(src, "node_modules"), "dir");
         const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], {
-            cwd: packageRoot,
+            cwd: src,
             timeoutMs: 300_000,
         });
         const [{ filename }] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as { filename: string }[];
