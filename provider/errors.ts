@@ -52,6 +52,26 @@ export function authError(problem: string): AirgapError {
     return new AirgapError("ERR_AUTH", problem, { argument: "credentials" });
 }
 
+const CODES: ReadonlySet<string> = new Set<AirgapErrorCode>([
+    "ERR_INVALID_ARGUMENT",
+    "ERR_VERIFICATION",
+    "ERR_NOT_FOUND",
+    "ERR_AUTH",
+    "ERR_NETWORK",
+    "ERR_PARSE",
+    "ERR_UNSATISFIABLE",
+    "ERR_IO",
+]);
+
+/**
+ * True when `err` is an engine error: an Error carrying one of this project's codes. Works across
+ * copies of this module and for subclasses (which have names of their own); Node's own codes
+ * (`ENOENT`, `ERR_STREAM_PREMATURE_CLOSE`, ...) are not ours.
+ */
+export function isAirgapError(err: unknown): err is AirgapError {
+    return err instanceof Error && CODES.has((err as { code?: unknown }).code as string);
+}
+
 /** True when `err` carries the given code (works across copies of this module). */
 export function hasCode(err: unknown, code: AirgapErrorCode): boolean {
     return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;

@@ -1,13 +1,13 @@
 /**
- * The lock a resource resolves while the program runs (DESIGN decision 2), pinned in an optional
- * lock file, and how a failure to resolve it reaches the user (decision 7): once, as an error on
- * the resource that names the argument, and before the engine can act on the program.
+ * The lock a resource resolves while the program runs, pinned in an optional lock file, and how
+ * a failure to resolve it reaches the user: once, as an error that names the resource and the
+ * argument, before the engine can act on the program (docs/ARCHITECTURE.md, decisions 2 and 3).
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalJson } from "../provider/dynamic/contract";
+import { canonicalJson } from "../provider/store/canonical";
 
 /** SHA256 of the inputs a lock is resolved from, in canonical JSON. */
 export function inputsDigest(inputs: unknown): string {

@@ -12,12 +12,13 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Dispatcher } from "undici";
-import { AirgapError, type AirgapErrorCode, invalidArgument } from "../errors";
+import { AirgapError, type AirgapErrorCode, invalidArgument, isAirgapError } from "../errors";
 import { createDispatcher, type HttpOptions, joinUrl, type RetryOptions } from "../http/client";
 import { downloadToFile } from "../http/download";
 import { HashMemo } from "../store/hashcache";
 import { unsafePathReason } from "./control";
 import type { PackageRecord } from "./types";
+import { forEachLimited } from "../store/concurrency";
 
 /** The fields of a package the download needs. */
 export type PackageFile = Pick<PackageRecord, "filename" | "size" | "sha256">;
@@ -188,37 +189,33 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
         counts.downloadedBytes += result.bytesReceived;
     };
 
-    let next = 0;
-    const worker = async (): Promise<void> => {
-        while (next < packages.length && !options.signal?.aborted) {
-            const pkg = packages[next++];
-            const key = targetOf(pkg);
-            let running = inFlight.get(key);
-            while (running !== undefined) {
-                await running;
-                running = inFlight.get(key);
-            }
-            const task = one(pkg).then(
-                () => {
-                    counts.bytesDone += pkg.size;
-                },
-                (err: unknown) => {
-                    counts.failed++;
-                    firstFailure ??= err;
-                    if (failures.length < maxReported) {
-                        failures.push(`${pkg.filename}: ${err instanceof Error ? err.message : String(err)}`);
-                    }
-                },
-            );
-            inFlight.set(key, task);
-            await task;
-            inFlight.delete(key);
-            counts.filesDone++;
+    const downloadOne = async (pkg: (typeof packages)[number]): Promise<void> => {
+        const key = targetOf(pkg);
+        let running = inFlight.get(key);
+        while (running !== undefined) {
+            await running;
+            running = inFlight.get(key);
         }
+        const task = one(pkg).then(
+            () => {
+                counts.bytesDone += pkg.size;
+            },
+            (err: unknown) => {
+                counts.failed++;
+                firstFailure ??= err;
+                if (failures.length < maxReported) {
+                    failures.push(`${pkg.filename}: ${err instanceof Error ? err.message : String(err)}`);
+                }
+            },
+        );
+        inFlight.set(key, task);
+        await task;
+        inFlight.delete(key);
+        counts.filesDone++;
     };
 
     try {
-        await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, packages.length)) }, worker));
+        await forEachLimited(packages, concurrency, downloadOne, { signal: options.signal });
     } finally {
         if (timer !== undefined) {
             clearInterval(timer);
@@ -228,13 +225,7 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
     options.signal?.throwIfAborted();
     report();
     if (counts.failed > 0) {
-        const code: AirgapErrorCode =
-            typeof firstFailure === "object" &&
-            firstFailure !== null &&
-            typeof (firstFailure as { code?: unknown }).code === "string" &&
-            (firstFailure as Error).name === "AirgapError"
-                ? (firstFailure as AirgapError).code
-                : "ERR_IO";
+        const code: AirgapErrorCode = isAirgapError(firstFailure) ? firstFailure.code : "ERR_IO";
         const more = counts.failed > failures.length ? `\n  ... and ${counts.failed - failures.length} more` : "";
         const summary = `${counts.failed} of ${packages.length} package files could not be downloaded from ${options.baseUrl}`;
         throw new AirgapError(code, `${summary}:\n  ${failures.join("\n  ")}${more}`, { cause: firstFailure });

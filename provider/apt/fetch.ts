@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import { createReadStream, createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
-import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
 import { getOptionalBytes, type HttpOptions, joinUrl } from "../http/client";
 import { canDecompress, type Decompression, decompress } from "../http/decompress";
 import { downloadToFile } from "../http/download";
@@ -543,14 +543,9 @@ function httpOptions(options: HttpOptions): HttpOptions {
 }
 
 function withContext(err: unknown, context: string): unknown {
-    if (
-        err instanceof Error &&
-        typeof (err as { code?: unknown }).code === "string" &&
-        err.name === "AirgapError" &&
-        // parseEntry already adds the context readIndex adds again around it.
-        !err.message.startsWith(`${context}: `)
-    ) {
-        return new AirgapError((err as AirgapError).code, `${context}: ${err.message}`, { cause: err });
+    // parseEntry already adds the context readIndex adds again around it.
+    if (isAirgapError(err) && !err.message.startsWith(`${context}: `)) {
+        return new AirgapError(err.code, `${context}: ${err.message}`, { cause: err });
     }
     return err;
 }

@@ -4,7 +4,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type CheckFailure, canonicalJson, checkWith, diffInputs, type Operations } from "../dynamic/contract";
+import { type CheckFailure, checkWith, diffInputs, type Operations } from "../dynamic/contract";
+import { canonicalJson } from "../store/canonical";
 import { AirgapError } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";

@@ -50,6 +50,7 @@ import {
 import { formatRelease, parseRelease, type ReleaseFile } from "./release";
 import type { PackageRecord } from "./types";
 import { compareVersions } from "./version";
+import { forEachLimited } from "../store/concurrency";
 
 const gzipAsync = promisify(gzip);
 
@@ -403,18 +404,6 @@ function describe(record: PackageRecord, filename: string): PublishedPackage {
         size: record.size,
         sha256: record.sha256,
     };
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const item = items[next++];
-            await fn(item);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

@@ -17,7 +17,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { canonicalJson } from "../dynamic/contract";
+import { canonicalJson } from "../store/canonical";
 import { sha256, writeFileAtomic } from "../store/atomic";
 import type { HashMemo } from "../store/hashcache";
 import { CACHE_MAX_AGE_MS, pruneStale, touch } from "../store/prune";

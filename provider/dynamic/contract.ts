@@ -2,6 +2,7 @@
  * The shape of a dynamic provider's operations, in plain TypeScript. Each resource's engine
  * module exports these functions; the Pulumi-facing provider object forwards to them.
  */
+import { canonicalJson } from "../store/canonical";
 
 export interface CheckFailure {
     property: string;
@@ -47,15 +48,6 @@ export const unknownValue = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export function containsUnknown(value: unknown): boolean {
     return JSON.stringify(value ?? null).includes(unknownValue);
-}
-
-/** JSON with object keys sorted, for comparing inputs regardless of key order. */
-export function canonicalJson(value: unknown): string {
-    return JSON.stringify(value, (_k, v) =>
-        v && typeof v === "object" && !Array.isArray(v)
-            ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-            : v,
-    );
 }
 
 /**

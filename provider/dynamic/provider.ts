@@ -1,7 +1,8 @@
 /**
- * The Pulumi dynamic-provider objects. Pulumi serializes them into state (DESIGN decision 1):
- * they must stay tiny and capture nothing but the name of the engine module, which they load at
- * call time through the package's own name so the provider process finds it in node_modules.
+ * The Pulumi dynamic-provider objects. Pulumi serializes them into state (docs/ARCHITECTURE.md,
+ * decision 1): they must stay tiny and capture nothing but the name of the engine module, which
+ * they load at call time through the package's own name so the provider process finds it in
+ * node_modules.
  */
 import type * as pulumi from "@pulumi/pulumi";
 

@@ -3,14 +3,8 @@
  * `read` and `delete` run the code stored in state by older versions too: they accept records
  * without the fields added since (see FileRecord.dirs).
  */
-import {
-    canonicalJson,
-    checkWith,
-    containsUnknown,
-    type DiffResult,
-    type Operations,
-    pickDefined,
-} from "../dynamic/contract";
+import { checkWith, containsUnknown, type DiffResult, type Operations, pickDefined } from "../dynamic/contract";
+import { canonicalJson } from "../store/canonical";
 import { sha256 } from "../store/atomic";
 import { applyFiles, readFiles, removeFiles } from "./apply";
 import { renderHostFiles } from "./render";

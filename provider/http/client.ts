@@ -13,7 +13,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
-import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
 
 export interface RetryOptions {
     /** Total attempts, the first one included. Defaults to 4. */
@@ -130,10 +130,6 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /** By name, not `instanceof`: a serialized provider may load a second copy of errors.ts. */
-function isAirgapError(err: unknown): boolean {
-    return err instanceof Error && err.name === "AirgapError";
-}
-
 function describe(err: unknown): string {
     if (!(err instanceof Error)) {
         return String(err);

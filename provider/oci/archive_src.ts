@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
-import { AirgapError } from "../errors";
+import { AirgapError, isAirgapError } from "../errors";
 import { DigestVerifier, isDigest } from "./digest";
 import { OCI_INDEX_FILE, OCI_LAYOUT_FILE } from "./layout";
 import { OciLayoutImageSource } from "./layout_src";
@@ -127,7 +127,7 @@ export async function extractLayoutTar(
         return new AirgapError("ERR_PARSE", `${where} is truncated${inside}`);
     };
     const translate = (cause: unknown): unknown => {
-        if ((cause as { name?: unknown }).name === "AirgapError") {
+        if (isAirgapError(cause)) {
             return cause;
         }
         // A failure of the tar reader (or of the source, which it is handed) explains any other
@@ -295,8 +295,8 @@ export class OciArchiveImageSource implements ImageSource {
 
     /** Errors of the extracted layout name the archive, not the temporary directory. */
     private rename(cause: unknown): unknown {
-        const err = cause as { code?: unknown; message?: unknown; name?: unknown };
-        if (err.name === "AirgapError" && typeof err.message === "string" && typeof err.code === "string") {
+        const err = cause;
+        if (isAirgapError(err)) {
             const message = err.message
                 .split(`oci:${this.dir}`)
                 .join(`oci-archive:${this.location.path}`)

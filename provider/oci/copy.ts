@@ -21,7 +21,7 @@
  */
 
 import { Readable } from "node:stream";
-import { AirgapError, invalidArgument } from "../errors";
+import { AirgapError, invalidArgument, isAirgapError } from "../errors";
 import {
     type Descriptor,
     formatPlatform,
@@ -35,6 +35,7 @@ import {
 import { familiarName } from "./reference";
 import { formatImageLocation } from "./transports";
 import type { BlobReader, ImageDestination, ImageLocation, ImageSource, ManifestBlob } from "./types";
+import { Limiter } from "../store/concurrency";
 
 /** A snapshot of the work done so far, passed to `onProgress`. */
 export interface CopyProgress {
@@ -113,32 +114,6 @@ export interface CopyImagesOptions extends CopyOptions {
 }
 
 const MAX_INDEX_DEPTH = 4;
-
-/** A counting semaphore. */
-class Limiter {
-    private active = 0;
-    private readonly waiting: (() => void)[] = [];
-
-    constructor(private readonly limit: number) {}
-
-    async run<T>(task: () => Promise<T>): Promise<T> {
-        if (this.active >= this.limit) {
-            await new Promise<void>((resolve) => this.waiting.push(resolve));
-        } else {
-            this.active++;
-        }
-        try {
-            return await task();
-        } finally {
-            const next = this.waiting.shift();
-            if (next !== undefined) {
-                next();
-            } else {
-                this.active--;
-            }
-        }
-    }
-}
 
 /**
  * A stream that asks the source for the blob only when first read, so a destination that
@@ -310,7 +285,7 @@ async function copyBlob(run: CopyRun, req: CopyImageRequest, desc: Descriptor, s
                 run.blobsCopied++;
             }
         } catch (cause) {
-            if ((cause as { name?: unknown }).name === "AirgapError") {
+            if (isAirgapError(cause)) {
                 throw cause;
             }
             throw new AirgapError("ERR_IO", `copying blob ${desc.digest}`, { cause });

@@ -11,7 +11,7 @@
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
-import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { AirgapError, invalidArgument, isAirgapError } from "../errors";
 import { writeStreamAtomic } from "../store/atomic";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import {
@@ -146,7 +146,7 @@ export class OciLayoutImageDestination implements ImageDestination {
             await writeStreamAtomic(file, stream, [verifier]);
         } catch (cause) {
             // Verification failures and errors of the source stream (network, ...) keep their code.
-            if ((cause as { name?: unknown }).name === "AirgapError" || hasCode(cause, "ERR_VERIFICATION")) {
+            if (isAirgapError(cause)) {
                 throw cause;
             }
             if ((cause as NodeJS.ErrnoException).code === "ENOSPC") {

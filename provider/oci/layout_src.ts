@@ -3,7 +3,7 @@
  */
 
 import { createReadStream, promises as fsp } from "node:fs";
-import { AirgapError } from "../errors";
+import { AirgapError, isAirgapError } from "../errors";
 import { digestOf, parseDigest } from "./digest";
 import { blobPath, findByRefName, type LayoutIndex, readLayout, refNames } from "./layout";
 import { type Descriptor, parseManifest } from "./manifest";
@@ -110,11 +110,8 @@ function notFoundOrIo(cause: unknown, what: string, dir: string): AirgapError {
     if (typeof cause === "object" && cause !== null && (cause as { code?: unknown }).code === "ENOENT") {
         return new AirgapError("ERR_NOT_FOUND", `${what} is not in OCI layout ${dir}`, { cause });
     }
-    if (typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string") {
-        const code = (cause as { code: string }).code;
-        if (code.startsWith("ERR_")) {
-            return cause as AirgapError;
-        }
+    if (isAirgapError(cause)) {
+        return cause;
     }
     return new AirgapError("ERR_IO", `reading ${what} from OCI layout ${dir}`, { cause });
 }

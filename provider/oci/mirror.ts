@@ -22,7 +22,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tar from "tar-stream";
 import { stringify as stringifyYaml } from "yaml";
-import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
 import { renderRegistriesConf } from "../host/render";
 import type { RegistryMirrorSpec } from "../host/types";
 import { extractLayoutArchive } from "./archive_src";
@@ -461,10 +461,9 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
         });
         const failed = entries.flatMap((e, i) => (e.ok ? [] : [{ key: planned[i]!.key, error: e.error }]));
         if (failed.length > 0) {
-            const first = failed[0]!.error as { code?: unknown };
-            const code = typeof first.code === "string" && first.code.startsWith("ERR_") ? first.code : "ERR_NETWORK";
+            const first = failed[0]!.error;
             throw new AirgapError(
-                code as AirgapError["code"],
+                isAirgapError(first) ? first.code : "ERR_NETWORK",
                 `mirroring ${failed.length} of ${planned.length} images to ${spec.destination} failed:\n` +
                     failed.map((f) => `  ${f.key}: ${(f.error as Error).message ?? String(f.error)}`).join("\n"),
                 { cause: failed.map((f) => f.error) },

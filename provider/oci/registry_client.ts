@@ -19,7 +19,7 @@
 
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, request } from "undici";
-import { AirgapError, authError, invalidArgument } from "../errors";
+import { AirgapError, authError, invalidArgument, isAirgapError } from "../errors";
 import { RETRYABLE_NETWORK_CODES } from "../http/client";
 import {
     type AuthChallenge,
@@ -370,8 +370,8 @@ export class RegistryClient {
     }
 
     private networkError(what: string, cause: unknown): AirgapError {
-        if (typeof cause === "object" && cause !== null && (cause as { name?: unknown }).name === "AirgapError") {
-            return cause as AirgapError;
+        if (isAirgapError(cause)) {
+            return cause;
         }
         const text = messageOf(cause);
         if (TLS_ERROR_RE.test(text)) {

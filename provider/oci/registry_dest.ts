@@ -16,7 +16,7 @@
  */
 
 import type { Readable } from "node:stream";
-import { AirgapError, invalidArgument } from "../errors";
+import { AirgapError, invalidArgument, isAirgapError } from "../errors";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import { parseManifest } from "./manifest";
 import { fullName, withTag } from "./reference";
@@ -133,7 +133,7 @@ export class RegistryImageDestination implements ImageDestination {
             if (session !== undefined) {
                 await this.cancelUpload(session, what);
             }
-            if ((err as { name?: unknown }).name === "AirgapError") {
+            if (isAirgapError(err)) {
                 throw err;
             }
             throw new AirgapError("ERR_NETWORK", `pushing ${what}: ${(err as Error).message}`, { cause: err });

@@ -9,7 +9,7 @@
  */
 
 import { PassThrough, type Readable } from "node:stream";
-import { AirgapError } from "../errors";
+import { AirgapError, isAirgapError } from "../errors";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import { parseManifest, references, SUPPORTED_MANIFEST_MEDIA_TYPES } from "./manifest";
 import { fullName } from "./reference";
@@ -72,7 +72,7 @@ export async function readManifestBody(res: RegistryResponse, what: string): Pro
             chunks.push(chunk as Buffer);
         }
     } catch (cause) {
-        if ((cause as { name?: unknown }).name === "AirgapError") {
+        if (isAirgapError(cause)) {
             throw cause;
         }
         throw new AirgapError("ERR_NETWORK", `reading ${what}`, { cause });

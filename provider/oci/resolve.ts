@@ -7,11 +7,12 @@
  * A reference already pinned by digest is checked to exist and returned as it is.
  */
 
-import { AirgapError } from "../errors";
+import { AirgapError, isAirgapError } from "../errors";
 import { fullString, parseDockerReference, type DockerReference } from "./reference";
 import { RegistryClient } from "./registry_client";
 import { fetchManifest } from "./registry_src";
 import type { RegistryOptions } from "./registry_transport";
+import { forEachLimited } from "../store/concurrency";
 
 export interface ResolveOptions {
     /** How to reach registries: one set of options, or the options for a registry domain. */
@@ -58,25 +59,16 @@ export async function resolveImages(
     };
     const out = new Map<string, ResolvedImage>();
     const failures: { i: number; s: string; error: unknown }[] = [];
-    let next = 0;
-    const worker = async (): Promise<void> => {
-        while (next < parsed.length) {
-            const i = next++;
-            const { s, ref } = parsed[i]!;
-            try {
-                const manifest = await fetchManifest(
-                    clientFor(ref.domain),
-                    ref.path,
-                    ref.digest ?? ref.tag ?? "latest",
-                );
-                out.set(s, { digest: manifest.digest, mediaType: manifest.mediaType });
-            } catch (error) {
-                failures.push({ i, s, error });
-            }
+    const resolveOne = async ({ s, ref }: (typeof parsed)[number], i: number): Promise<void> => {
+        try {
+            const manifest = await fetchManifest(clientFor(ref.domain), ref.path, ref.digest ?? ref.tag ?? "latest");
+            out.set(s, { digest: manifest.digest, mediaType: manifest.mediaType });
+        } catch (error) {
+            failures.push({ i, s, error });
         }
     };
     try {
-        await Promise.all(Array.from({ length: Math.min(concurrency, parsed.length) }, worker));
+        await forEachLimited(parsed, concurrency, resolveOne);
     } finally {
         await Promise.all([...clients.values()].map((c) => c.close()));
     }
@@ -85,10 +77,9 @@ export async function resolveImages(
         throw failures[0]!.error;
     }
     if (failures.length > 1) {
-        const first = failures[0]!.error as { code?: unknown };
-        const code = typeof first.code === "string" && first.code.startsWith("ERR_") ? first.code : "ERR_NETWORK";
+        const first = failures[0]!.error;
         throw new AirgapError(
-            code as AirgapError["code"],
+            isAirgapError(first) ? first.code : "ERR_NETWORK",
             `resolving ${failures.length} of ${refs.length} images failed:\n` +
                 failures
                     .map(({ s, error }) => `  ${fullString(parseRef(s))}: ${(error as Error).message ?? String(error)}`)
