@@ -151,7 +151,10 @@ describe("AptMirror with the real Pulumi CLI from a program directory, judged by
         fs.writeFileSync(pool, Buffer.concat([original.subarray(0, 100), Buffer.from("tampered")]));
         const refreshed = await t.refresh();
         assert.equal(refreshed.changes.update, 1, t.lastOutput());
-        await assert.rejects(t.preview({ expectNoChanges: true }));
+        await assert.rejects(
+            t.preview({ expectNoChanges: true }),
+            /no changes were expected but changes were proposed/,
+        );
         const up = await t.up();
         assert.equal(up.changes.update, 1, t.lastOutput());
         assert.deepEqual(up.outputs.drift, []);

@@ -116,7 +116,10 @@ describe("HostMirrorConfig with the real Pulumi CLI, from a program directory", 
         assert.equal(refreshed.changes.update, 1, t.lastOutput());
         const preview = await t.preview();
         assert.equal(preview.changes.update, 1, t.lastOutput());
-        await assert.rejects(t.preview({ expectNoChanges: true }));
+        await assert.rejects(
+            t.preview({ expectNoChanges: true }),
+            /no changes were expected but changes were proposed/,
+        );
         const up = await t.up();
         assert.equal(up.changes.update, 1, t.lastOutput());
         assert.equal(fs.readFileSync(dropIn(), "utf8"), rendered);

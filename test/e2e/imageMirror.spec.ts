@@ -125,7 +125,10 @@ describe("ImageMirror with the real Pulumi CLI from a program directory, judged 
         assert.ok(!(await exists(mirroredApp)));
         const refreshed = await t.refresh();
         assert.equal(refreshed.changes.update, 1, t.lastOutput());
-        await assert.rejects(t.preview({ expectNoChanges: true }));
+        await assert.rejects(
+            t.preview({ expectNoChanges: true }),
+            /no changes were expected but changes were proposed/,
+        );
         const up = await t.up();
         assert.equal(up.changes.update, 1, t.lastOutput());
         assert.deepEqual(up.outputs.drift, []);

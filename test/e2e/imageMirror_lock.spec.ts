@@ -116,7 +116,10 @@ describe("ImageMirror lockFile with the real Pulumi CLI from a program directory
 
     it("without the lock file the same preview needs the source registry, and fails", async () => {
         fs.rmSync(lockFile);
-        await assert.rejects(t.preview());
+        await assert.rejects(
+            t.preview(),
+            new RegExp(`ImageMirror "release": images: .*${source.host.replace(/\./g, "\\.")}`),
+        );
     });
 
     it("a source registry unreachable with no lock file: preview and up fail fast, naming the argument, and change nothing", async () => {

@@ -89,7 +89,7 @@ describe("harness: docker-registry", function () {
             assert.equal(new Set(ports).size, ports.length, `ports handed out twice: ${ports.join(", ")}`);
             // Stopping one frees its port and leaves the others answering: each is its own process.
             await registries[0]!.stop();
-            await assert.rejects(getStatus(`${registries[0]!.url}/v2/`));
+            await assert.rejects(getStatus(`${registries[0]!.url}/v2/`), /ECONNREFUSED/);
             for (const r of registries.slice(1)) {
                 assert.equal(await getStatus(`${r.url}/v2/`), 200);
             }
