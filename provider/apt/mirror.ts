@@ -1,7 +1,7 @@
 /**
  * The AptMirror chain of named steps (aptly's mirror update + publish):
  *
- *   loadSourceKeys → fetchUpstream (Release, verify, indexes) → resolveLock | selectLocked
+ *   fetchUpstream (key material, Release, verify, indexes) → resolveLock | selectLocked
  *     → downloadPackages → publishRepo → collect downloads
  *
  * The SDK calls `resolveLock` while the program runs (preview too) and passes the lock as an
@@ -13,7 +13,7 @@ import * as path from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, hasCode, invalidArgument } from "../errors";
 import { getBytes } from "../http/client";
-import { type KeySource, loadPublicKeys, type VerificationKeys } from "../pgp/verify";
+import { type KeySource, loadPublicKeys } from "../pgp/verify";
 import { sha256, sha256File } from "../store/atomic";
 import { HashMemo } from "../store/hashcache";
 import { xzIndexCompressor } from "../store/xz";
@@ -197,11 +197,6 @@ async function keyMaterial(
         );
     }
     return { sources, id: sha256(parts.join("\n")) };
-}
-
-export async function loadSourceKeys(source: AptSourceSpec, io: IoOptions = {}): Promise<VerificationKeys | undefined> {
-    const material = await keyMaterial(source, io);
-    return material === undefined ? undefined : loadPublicKeys(material.sources, { dispatcher: io.dispatcher });
 }
 
 /** A verified upstream Release and the components and architectures to read from it. */

@@ -294,11 +294,6 @@ export async function getBytes(url: string, options: GetBytesOptions = {}): Prom
     });
 }
 
-/** `getBytes` decoded as UTF-8. */
-export async function getText(url: string, options: GetBytesOptions = {}): Promise<string> {
-    return (await getBytes(url, options)).toString("utf8");
-}
-
 /** `getBytes`, or undefined when the server answers 404/410. */
 export async function getOptionalBytes(url: string, options: GetBytesOptions = {}): Promise<Buffer | undefined> {
     try {
