@@ -27,24 +27,46 @@ export type AirgapErrorCode =
 export interface AirgapErrorOptions {
     /** The argument (dotted path, e.g. `registries[0].source`) that the error is about. */
     argument?: string;
+    /** The message without the argument or line it starts with, for a caller that re-frames it. */
+    problem?: string;
+    /** The line (1-based) of a parsed text the error is about. */
+    line?: number;
     cause?: unknown;
 }
 
 export class AirgapError extends Error {
     public readonly code: AirgapErrorCode;
     public readonly argument?: string;
+    public readonly problem?: string;
+    public readonly line?: number;
 
     constructor(code: AirgapErrorCode, message: string, options: AirgapErrorOptions = {}) {
         super(message, options.cause === undefined ? undefined : { cause: options.cause });
         this.name = "AirgapError";
         this.code = code;
         this.argument = options.argument;
+        this.problem = options.problem;
+        this.line = options.line;
     }
 }
 
 /** An error about an argument: the message starts with the argument's name. */
 export function invalidArgument(argument: string, problem: string, cause?: unknown): AirgapError {
-    return new AirgapError("ERR_INVALID_ARGUMENT", `${argument}: ${problem}`, { argument, cause });
+    return new AirgapError("ERR_INVALID_ARGUMENT", `${argument}: ${problem}`, { argument, problem, cause });
+}
+
+/** An error about line `line` of a parsed text: the message starts with "line N: ". */
+export function parseError(line: number, problem: string, cause?: unknown): AirgapError {
+    return new AirgapError("ERR_PARSE", `line ${line}: ${problem}`, { line, problem, cause });
+}
+
+/** What an error says without the argument it starts with (its `problem`, when it has one). */
+export function problemOf(err: unknown, argument: string): string {
+    if (isAirgapError(err) && err.argument === argument && err.problem !== undefined) {
+        return err.problem;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    return message.startsWith(`${argument}: `) ? message.slice(argument.length + 2) : message;
 }
 
 /** Credentials missing or refused; the argument is `credentials`. */

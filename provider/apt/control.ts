@@ -21,7 +21,7 @@
  * line ends normalized to "\n" and no final line end.
  */
 
-import { AirgapError, invalidArgument } from "../errors";
+import { AirgapError, invalidArgument, parseError } from "../errors";
 import type { PackageRecord, Stanza } from "./types";
 import { parseVersion } from "./version";
 
@@ -106,10 +106,7 @@ class StanzaReader {
         }
         if (first === 0x20 || first === 0x09) {
             if (this.currentKey === undefined) {
-                throw new AirgapError(
-                    "ERR_PARSE",
-                    `line ${this.lineNumber}: continuation line without a field: ${JSON.stringify(line)}`,
-                );
+                throw parseError(this.lineNumber, `continuation line without a field: ${JSON.stringify(line)}`);
             }
             const text = trimEnd(line.slice(1));
             this.currentValue.push(text === "." ? "" : text);
@@ -118,19 +115,16 @@ class StanzaReader {
         }
         const colon = line.indexOf(":");
         if (colon <= 0) {
-            throw new AirgapError(
-                "ERR_PARSE",
-                `line ${this.lineNumber}: expected "Field: value", got ${JSON.stringify(line)}`,
-            );
+            throw parseError(this.lineNumber, `expected "Field: value", got ${JSON.stringify(line)}`);
         }
         const name = line.slice(0, colon);
         if (first === 0x2d || name.indexOf(" ") >= 0 || name.indexOf("\t") >= 0) {
-            throw new AirgapError("ERR_PARSE", `line ${this.lineNumber}: invalid field name ${JSON.stringify(name)}`);
+            throw parseError(this.lineNumber, `invalid field name ${JSON.stringify(name)}`);
         }
         this.flushField();
         const key = name.toLowerCase();
         if (this.fields.has(key)) {
-            throw new AirgapError("ERR_PARSE", `line ${this.lineNumber}: duplicate field ${JSON.stringify(name)}`);
+            throw parseError(this.lineNumber, `duplicate field ${JSON.stringify(name)}`);
         }
         let start = colon + 1;
         while (start < line.length && (line.charCodeAt(start) === 0x20 || line.charCodeAt(start) === 0x09)) {

@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import { createReadStream, createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
-import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
+import { AirgapError, hasCode, invalidArgument, isAirgapError, parseError } from "../errors";
 import { getOptionalBytes, type HttpOptions, joinUrl } from "../http/client";
 import { canDecompress, type Decompression, decompress } from "../http/decompress";
 import { downloadToFile } from "../http/download";
@@ -676,11 +676,15 @@ export async function* stanzaBatches(chunks: AsyncIterable<Uint8Array>): AsyncGe
         try {
             return parseStanzas(text);
         } catch (err) {
-            const m = /^line (\d+): ([\s\S]*)$/.exec((err as Error).message);
-            if (m === null || !hasCode(err, "ERR_PARSE")) {
+            if (
+                !isAirgapError(err) ||
+                err.code !== "ERR_PARSE" ||
+                err.line === undefined ||
+                err.problem === undefined
+            ) {
                 throw err;
             }
-            throw new AirgapError("ERR_PARSE", `line ${Number(m[1]) + linesBefore}: ${m[2]}`, { cause: err });
+            throw parseError(err.line + linesBefore, err.problem, err);
         }
     };
     for await (const chunk of chunks) {

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dispatcher } from "undici";
-import { AirgapError, hasCode, invalidArgument } from "../errors";
+import { AirgapError, hasCode, invalidArgument, problemOf } from "../errors";
 import { getBytes } from "../http/client";
 import { type KeySource, loadPublicKeys } from "../pgp/verify";
 import { sha256, sha256File } from "../store/atomic";
@@ -229,7 +229,7 @@ async function fetchUpstreamHead(source: AptSourceSpec, io: IoOptions): Promise<
         // checkRequest names `components[i]`; the caller's argument is `source.components[i]`.
         const argument = (err as AirgapError).argument;
         if (hasCode(err, "ERR_INVALID_ARGUMENT") && argument !== undefined) {
-            throw invalidArgument(`source.${argument}`, (err as Error).message.replace(`${argument}: `, ""), err);
+            throw invalidArgument(`source.${argument}`, problemOf(err, argument), err);
         }
         throw err;
     }

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type CheckFailure, checkWith, diffInputs, type Operations } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
-import { AirgapError } from "../errors";
+import { AirgapError, problemOf } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
 import { unsafePathReason } from "./control";
@@ -80,7 +80,7 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<CheckF
             await loadSigningKey(spec.signing, "signing");
         } catch (err) {
             const argument = (err as { argument?: string }).argument ?? "signing.privateKey";
-            fail(argument, (err as Error).message.replace(`${argument}: `, ""));
+            fail(argument, problemOf(err, argument));
         }
     }
     return failures;

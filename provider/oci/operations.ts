@@ -3,7 +3,7 @@
  * older versions: they rely only on `pushed`, `images`, `mirrored`, `auth` and `tls`.
  */
 import { type CheckFailure, checkWith, diffInputs, type Operations } from "../dynamic/contract";
-import { AirgapError } from "../errors";
+import { AirgapError, problemOf } from "../errors";
 import { parseDockerConfig } from "./auth";
 import type { CopyProgress } from "./copy";
 import { parsePlatform } from "./manifest";
@@ -37,8 +37,7 @@ const specKeys = [
 export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<CheckFailure[]> {
     const failures: CheckFailure[] = [];
     const fail = (property: string, reason: string) => failures.push({ property, reason });
-    const reasonOf = (err: unknown, argument: string) =>
-        ((err as Error).message ?? String(err)).replace(`${argument}: `, "");
+    const reasonOf = problemOf;
 
     let registry: string | undefined;
     try {

@@ -26,7 +26,7 @@ export interface Token {
 export class QuerySyntaxError extends AirgapError {
     public readonly query: string;
     public readonly column: number;
-    public readonly problem: string;
+    public override readonly problem: string;
 
     /** What was expected instead, e.g. `a value`, when that is known. */
     public readonly expected?: string;
