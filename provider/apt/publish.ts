@@ -140,17 +140,11 @@ export interface PublishOptions {
     readonly skipIfUnchanged?: boolean;
 }
 
-/** A package as published. */
-export interface PublishedPackage {
-    readonly name: string;
-    readonly version: string;
-    readonly architecture: string;
-    readonly component: string;
-    /** Repository-relative pool path. */
-    readonly filename: string;
-    readonly size: number;
-    readonly sha256: string;
-}
+/** A package as published: the fields of its upstream record that the indexes carry (`filename` is the pool path). */
+export type PublishedPackage = Pick<
+    PackageRecord,
+    "name" | "version" | "architecture" | "component" | "filename" | "size" | "sha256"
+>;
 
 export interface PublishResult {
     /** `<root>/<prefix>`. */
