@@ -14,15 +14,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
+import { parseRetryAfter, type RetryOptions, retryDelay } from "./retry";
 
-export interface RetryOptions {
-    /** Total attempts, the first one included. Defaults to 4. */
-    readonly attempts?: number;
-    /** Delay before the second attempt; doubles on each further one. Defaults to 250 ms. */
-    readonly baseDelayMs?: number;
-    /** Upper bound of one delay (also for `Retry-After`). Defaults to 10 s. */
-    readonly maxDelayMs?: number;
-}
+export type { RetryOptions } from "./retry";
 
 export interface HttpOptions {
     /** Defaults to the shared agent (`defaultDispatcher()`). */
@@ -143,14 +137,11 @@ function describe(err: unknown): string {
 }
 
 function backoff(attempt: number, retry: RetryOptions, err: unknown): number {
-    const base = retry.baseDelayMs ?? 250;
-    const max = retry.maxDelayMs ?? 10_000;
     if (err instanceof TransientHttpError && err.retryAfterMs !== undefined) {
-        return Math.min(max, err.retryAfterMs);
+        return retryDelay(attempt, retry, err.retryAfterMs);
     }
-    const exponential = Math.min(max, base * 2 ** (attempt - 1));
     // Jitter keeps many workers that failed together from retrying in lockstep.
-    return Math.round(exponential * (0.5 + Math.random() * 0.5));
+    return Math.round(retryDelay(attempt, retry) * (0.5 + Math.random() * 0.5));
 }
 
 /**
@@ -197,16 +188,7 @@ export async function withRetries<T>(
 
 function retryAfter(headers: Record<string, string | string[] | undefined>): number | undefined {
     const value = headers["retry-after"];
-    const text = Array.isArray(value) ? value[0] : value;
-    if (text === undefined) {
-        return undefined;
-    }
-    const seconds = Number(text);
-    if (Number.isFinite(seconds) && seconds >= 0) {
-        return seconds * 1000;
-    }
-    const date = Date.parse(text);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+    return parseRetryAfter(Array.isArray(value) ? value[0] : value);
 }
 
 /** A 200 answer whose body the caller must consume or destroy. */

@@ -30,19 +30,11 @@ import {
     parseWwwAuthenticate,
     type RegistryCredentials,
 } from "./auth";
+import { parseRetryAfter, type RetryOptions, retryDelay } from "../http/retry";
 import { DOCKER_HUB_DOMAIN } from "./reference";
 
 /** Where Docker Hub's API is served: `docker.io` names the registry, not its API host. */
 export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
-
-export interface RetryOptions {
-    /** Attempts in all, the first included. Defaults to 4. */
-    readonly attempts?: number;
-    /** Delay before the first retry, doubled for each further one. Defaults to 250 ms. */
-    readonly minDelayMs?: number;
-    /** Upper bound of one delay (also for `Retry-After`). Defaults to 8 s. */
-    readonly maxDelayMs?: number;
-}
 
 /** How to reach and authenticate to a registry. Plain data apart from `dispatcher`. */
 export interface RegistryOptions {
@@ -147,19 +139,6 @@ export function isRetriableNetworkError(err: unknown): boolean {
 /** True for statuses worth another attempt: 5xx, and 429 (the registry asks to come back later). */
 export function isRetriableStatus(status: number): boolean {
     return status >= 500 || status === 429;
-}
-
-/**
- * The delay before retry number `retry` (1 for the first retry): `minDelayMs * 2^(retry-1)`,
- * at most `maxDelayMs`, or the server's `Retry-After` seconds when given (also bounded).
- */
-export function backoffDelay(retry: number, options: RetryOptions = {}, retryAfter?: string): number {
-    const min = options.minDelayMs ?? 250;
-    const max = options.maxDelayMs ?? 8000;
-    if (retryAfter !== undefined && /^\d+$/.test(retryAfter.trim())) {
-        return Math.min(max, Number(retryAfter.trim()) * 1000);
-    }
-    return Math.min(max, min * 2 ** Math.max(0, retry - 1));
 }
 
 /** The URL of `rel="next"` in a `Link` header (tag list pagination), resolved against `base`. */
@@ -490,7 +469,7 @@ export class RegistryClient {
                 res = await attempt(url);
             } catch (err) {
                 if (n < attempts && isRetriableNetworkError(err)) {
-                    await sleep(backoffDelay(n, this.options.retry));
+                    await sleep(retryDelay(n, this.options.retry));
                     continue;
                 }
                 const tries = n > 1 ? ` after ${n} attempts` : "";
@@ -501,7 +480,11 @@ export class RegistryClient {
                 if (n < attempts) {
                     await res.body.dump();
                     await sleep(
-                        backoffDelay(n, this.options.retry, typeof retryAfter === "string" ? retryAfter : undefined),
+                        retryDelay(
+                            n,
+                            this.options.retry,
+                            parseRetryAfter(typeof retryAfter === "string" ? retryAfter : undefined),
+                        ),
                     );
                     continue;
                 }

@@ -16,12 +16,12 @@
  */
 
 import type { Readable } from "node:stream";
+import { retryDelay } from "../http/retry";
 import { AirgapError, invalidArgument, isAirgapError } from "../errors";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import { parseManifest } from "./manifest";
 import { fullName, withTag } from "./reference";
 import {
-    backoffDelay,
     describeErrorBody,
     errorCodes,
     header,
@@ -306,7 +306,7 @@ export class RegistryImageDestination implements ImageDestination {
                     { cause: failure },
                 );
             }
-            await new Promise((r) => setTimeout(r, backoffDelay(attempt)));
+            await new Promise((r) => setTimeout(r, retryDelay(attempt)));
             const status = await this.uploadStatus(current, what);
             current = status.location;
             if (status.size < offset || status.size > offset + chunk.length) {

@@ -9,12 +9,12 @@
  */
 
 import { PassThrough, type Readable } from "node:stream";
+import { retryDelay } from "../http/retry";
 import { AirgapError, isAirgapError } from "../errors";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import { parseManifest, references, SUPPORTED_MANIFEST_MEDIA_TYPES } from "./manifest";
 import { fullName } from "./reference";
 import {
-    backoffDelay,
     errorCodes,
     header,
     isRetriableNetworkError,
@@ -269,7 +269,7 @@ export class RegistryImageSource implements ImageSource {
                         return;
                     }
                     resumes++;
-                    await new Promise((r) => setTimeout(r, backoffDelay(resumes)));
+                    await new Promise((r) => setTimeout(r, retryDelay(resumes)));
                     res = await this.requestBlob(digest, received, what);
                     // A registry that ignores Range sends everything again: drop what was already passed on.
                     skip = res.status === 206 ? 0 : received;

@@ -10,7 +10,7 @@ import { type RegistryServer, startRegistry } from "../../harness/servers/regist
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { multiArchLayout, singleLayout, skopeo, skopeoRaw } from "./registry_helpers";
 
-const HTTP: RegistryOptions = { insecure: "http", retry: { minDelayMs: 10 } };
+const HTTP: RegistryOptions = { insecure: "http", retry: { baseDelayMs: 10 } };
 const open = { registry: HTTP };
 
 /** Every manifest digest below `ref` (the top, and the children of an index), as skopeo sees them. */

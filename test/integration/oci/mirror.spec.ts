@@ -48,7 +48,7 @@ describe("ImageMirror steps (real docker-registry, judged by skopeo)", function 
     const registry = (domain: string): Partial<RegistryOptions> =>
         domain === FAKE_SOURCE
             ? { dispatcher: fakeSource, insecure: "http", retry: { attempts: 1 } }
-            : { retry: { minDelayMs: 10 } };
+            : { retry: { baseDelayMs: 10 } };
     const insecure = () => ({ insecureRegistries: [source.host, mirror.host, site.host, secured.host] });
 
     before(async () => {

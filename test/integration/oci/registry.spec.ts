@@ -17,7 +17,7 @@ import { readAll } from "./fixtures";
 import { multiArchLayout, singleLayout, skopeo, skopeoRaw } from "./registry_helpers";
 import { withCode } from "../../harness/expect";
 
-const HTTP: RegistryOptions = { insecure: "http", retry: { minDelayMs: 10 } };
+const HTTP: RegistryOptions = { insecure: "http", retry: { baseDelayMs: 10 } };
 
 /** Puts every blob of the manifest at `src` into `dest`, then the manifest under `tag`. */
 async function pushThrough(src: ImageSource, dest: ImageDestination, tag?: string): Promise<string> {

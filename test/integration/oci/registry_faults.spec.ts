@@ -9,7 +9,7 @@ import { cleanupAll } from "../../harness/tmp";
 import { type FaultProxy, singleLayout, skopeo, skopeoRaw, startFaultProxy } from "./registry_helpers";
 import { withCode } from "../../harness/expect";
 
-const HTTP: RegistryOptions = { insecure: "http", retry: { minDelayMs: 10 } };
+const HTTP: RegistryOptions = { insecure: "http", retry: { baseDelayMs: 10 } };
 
 describe("registry faults (a misbehaving proxy in front of docker-registry)", function () {
     this.timeout(180_000);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { parseRetryAfter, retryDelay } from "../../../provider/http/retry";
 import { Agent } from "undici";
 import {
-    backoffDelay,
     describeErrorBody,
     errorCodes,
     isRetriableNetworkError,
@@ -42,16 +42,20 @@ describe("oci/registry client helpers", () => {
         assert.equal(isRetriableNetworkError("not an error"), false);
     });
 
-    it("backs off exponentially, bounded, and honours Retry-After", () => {
-        const o = { minDelayMs: 100, maxDelayMs: 1000 };
+    it("backs off exponentially, bounded, and honours Retry-After (seconds or a date)", () => {
+        const o = { baseDelayMs: 100, maxDelayMs: 1000 };
         assert.deepEqual(
-            [1, 2, 3, 4, 5].map((n) => backoffDelay(n, o)),
+            [1, 2, 3, 4, 5].map((n) => retryDelay(n, o)),
             [100, 200, 400, 800, 1000],
         );
-        assert.equal(backoffDelay(1, o, "0"), 0);
-        assert.equal(backoffDelay(1, o, "3"), 1000);
-        assert.equal(backoffDelay(2, o, "soon"), 200);
-        assert.equal(backoffDelay(1), 250);
+        assert.equal(retryDelay(1, o, parseRetryAfter("0")), 0);
+        assert.equal(retryDelay(1, o, parseRetryAfter("3")), 1000);
+        assert.equal(retryDelay(2, o, parseRetryAfter("soon")), 200);
+        assert.equal(retryDelay(1), 250);
+        assert.equal(retryDelay(9), 10_000);
+        const now = Date.parse("2026-12-02T12:00:00Z");
+        assert.equal(parseRetryAfter("Wed, 02 Dec 2026 12:00:07 GMT", now), 7000);
+        assert.equal(parseRetryAfter(undefined), undefined);
     });
 
     it("follows Link rel=next", () => {
