@@ -11,7 +11,7 @@
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { AirgapError } from "../errors";
-import { writeFileAtomic as writeFileAtomicSync } from "../store/atomic";
+import { writeFileAtomic } from "../store/atomic";
 import { parseDigest } from "./digest";
 import { type Descriptor, MEDIA_TYPE_OCI_INDEX, parseDescriptor } from "./manifest";
 
@@ -163,9 +163,9 @@ export function checkLayoutFile(text: string, where: string): void {
  * Writes the small, in-memory `data` (`oci-layout`, `index.json`, manifests) to `file` atomically
  * with the shared `store/atomic` helper; ERR_IO naming the file on failure.
  */
-export async function writeFileAtomic(file: string, data: Buffer | string): Promise<void> {
+export async function writeLayoutFile(file: string, data: Buffer | string): Promise<void> {
     try {
-        writeFileAtomicSync(file, data);
+        writeFileAtomic(file, data);
     } catch (cause) {
         throw new AirgapError("ERR_IO", `writing ${file}`, { cause });
     }

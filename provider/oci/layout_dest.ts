@@ -27,7 +27,7 @@ import {
     refNames,
     serializeLayoutIndex,
     withIndexEntry,
-    writeFileAtomic,
+    writeLayoutFile,
 } from "./layout";
 import { type Descriptor, parseManifest, references } from "./manifest";
 import type { ImageDestination, OciLayoutLocation } from "./types";
@@ -76,7 +76,7 @@ export class OciLayoutImageDestination implements ImageDestination {
             }
         }
         if (existing === undefined) {
-            await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
+            await writeLayoutFile(layoutFile, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
         } else {
             checkLayoutFile(existing, layoutFile);
         }
@@ -84,7 +84,7 @@ export class OciLayoutImageDestination implements ImageDestination {
         try {
             await fsp.access(indexFile);
         } catch {
-            await writeFileAtomic(indexFile, serializeLayoutIndex(emptyLayoutIndex()));
+            await writeLayoutFile(indexFile, serializeLayoutIndex(emptyLayoutIndex()));
         }
         // Fails early on an unreadable index rather than at the first manifest.
         await readLayout(dir);
@@ -192,7 +192,7 @@ export class OciLayoutImageDestination implements ImageDestination {
         const file = blobPath(dir, digest);
         if (!(await this.hasBlob(digest))) {
             await fsp.mkdir(path.dirname(file), { recursive: true });
-            await writeFileAtomic(file, bytes);
+            await writeLayoutFile(file, bytes);
         }
         if (tagOrDigest !== undefined && tag === undefined) {
             return digest;
@@ -215,7 +215,7 @@ export class OciLayoutImageDestination implements ImageDestination {
         const dir = this.location.path;
         const run = async (): Promise<void> => {
             const index = await readLayout(dir);
-            await writeFileAtomic(path.join(dir, OCI_INDEX_FILE), serializeLayoutIndex(withIndexEntry(index, desc)));
+            await writeLayoutFile(path.join(dir, OCI_INDEX_FILE), serializeLayoutIndex(withIndexEntry(index, desc)));
         };
         const next = this.indexQueue.then(run, run);
         this.indexQueue = next.catch(() => undefined);

@@ -33,7 +33,7 @@ import {
     OCI_INDEX_FILE,
     readLayout,
     serializeLayoutIndex,
-    writeFileAtomic,
+    writeLayoutFile,
 } from "./layout";
 import { parseManifest, referencedBlobs } from "./manifest";
 import { openImageDestination, openImageSource } from "./open";
@@ -293,7 +293,7 @@ async function removePushed(
             const name = d.annotations?.[ANNOTATION_REF_NAME];
             return name === undefined || !names.has(name);
         });
-        await writeFileAtomic(path.join(dir, OCI_INDEX_FILE), serializeLayoutIndex({ manifests, raw: index.raw }));
+        await writeLayoutFile(path.join(dir, OCI_INDEX_FILE), serializeLayoutIndex({ manifests, raw: index.raw }));
     }
 }
 
