@@ -98,3 +98,22 @@ export function isAirgapError(err: unknown): err is AirgapError {
 export function hasCode(err: unknown, code: AirgapErrorCode): boolean {
     return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
 }
+
+/** One thing wrong with the inputs: the argument (dotted path) and what is wrong with it. */
+export interface Problem {
+    /** Dotted path of the argument, e.g. `registries[0].mirrors[1]`. */
+    argument: string;
+    problem: string;
+    /** The file and line the value came from, where it was read from one. */
+    file?: string;
+    line?: number;
+}
+
+/** Throws one ERR_INVALID_ARGUMENT error listing every problem (its `argument` is the first's). */
+export function assertNoProblems(problems: readonly Problem[]): void {
+    if (problems.length > 0) {
+        throw new AirgapError("ERR_INVALID_ARGUMENT", problems.map((p) => `${p.argument}: ${p.problem}`).join("; "), {
+            argument: problems[0]!.argument,
+        });
+    }
+}

@@ -4,9 +4,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type CheckFailure, checkWith, diffInputs, type Operations } from "../dynamic/contract";
+import { checkWith, diffInputs, type Operations } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
-import { AirgapError, problemOf } from "../errors";
+import { assertNoProblems, type Problem, problemOf } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
 import { unsafePathReason } from "./control";
@@ -16,9 +16,9 @@ const specKeys = ["source", "packages", "publish", "signing", "allowUnsigned", "
 const names = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
 
 /** Every problem with the inputs, each naming its argument. */
-export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<CheckFailure[]> {
-    const failures: CheckFailure[] = [];
-    const fail = (property: string, reason: string) => failures.push({ property, reason });
+export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Problem[]> {
+    const failures: Problem[] = [];
+    const fail = (argument: string, problem: string) => failures.push({ argument, problem });
     const { source, publish } = spec;
     if (typeof source?.url !== "string" || !/^https?:\/\/\S+$/.test(source.url)) {
         fail("source.url", `${JSON.stringify(source?.url)} must be an http:// or https:// URL`);
@@ -87,12 +87,7 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<CheckF
 }
 
 async function assertValid(spec: AptMirrorSpec): Promise<void> {
-    const failures = await validateAptMirrorSpec(spec);
-    if (failures.length > 0) {
-        throw new AirgapError("ERR_INVALID_ARGUMENT", failures.map((f) => `${f.property}: ${f.reason}`).join("; "), {
-            argument: failures[0].property,
-        });
-    }
+    assertNoProblems(await validateAptMirrorSpec(spec));
 }
 
 function progress(prefix: string) {

@@ -2,8 +2,10 @@
  * The shape of a dynamic provider's operations, in plain TypeScript. Each resource's engine
  * module exports these functions; the Pulumi-facing provider object forwards to them.
  */
+import type { Problem } from "../errors";
 import { canonicalJson } from "../store/canonical";
 
+/** A problem as Pulumi's `check` reports it, on a property. */
 export interface CheckFailure {
     property: string;
     reason: string;
@@ -54,9 +56,14 @@ export function containsUnknown(value: unknown): boolean {
  * The `check` every resource uses: values unknown during preview are left to the next run;
  * known inputs are validated and every problem is reported on its property.
  */
-export function checkWith<I>(validate: (inputs: I) => Promise<CheckFailure[]>) {
+export function checkWith<I>(validate: (inputs: I) => Promise<Problem[]>) {
     return async (_olds: Partial<I>, news: I): Promise<CheckResult<I>> =>
-        containsUnknown(news) ? { inputs: news, failures: [] } : { inputs: news, failures: await validate(news) };
+        containsUnknown(news)
+            ? { inputs: news, failures: [] }
+            : {
+                  inputs: news,
+                  failures: (await validate(news)).map((p) => ({ property: p.argument, reason: p.problem })),
+              };
 }
 
 /** The defined values of `keys` in `value`: a resource's inputs out of its state. */

@@ -32,9 +32,7 @@ function stateOf(spec: HostMirrorSpec, records: FileRecord[]): HostMirrorState {
 }
 
 export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
-    check: checkWith(async (news: HostMirrorSpec) =>
-        (await validateHostMirrorSpec(news)).map((p) => ({ property: p.argument, reason: p.problem })),
-    ),
+    check: checkWith(validateHostMirrorSpec),
 
     async diff(_id, olds, news): Promise<DiffResult> {
         const replaces = canonicalJson(olds.target) !== canonicalJson(news.target) ? ["target"] : [];

@@ -5,14 +5,10 @@
 import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AirgapError } from "../errors";
+import { assertNoProblems, type Problem } from "../errors";
 import type { HostMirrorSpec } from "./types";
 
-export interface Problem {
-    /** Dotted path of the argument, e.g. `registries[0].mirrors[1]`. */
-    argument: string;
-    problem: string;
-}
+export type { Problem } from "../errors";
 
 const fileName = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const hostLabel = "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?";
@@ -181,10 +177,5 @@ export async function validateHostMirrorSpec(spec: HostMirrorSpec): Promise<Prob
 
 /** Throws one ERR_INVALID_ARGUMENT error listing every problem. */
 export async function assertValidHostMirrorSpec(spec: HostMirrorSpec): Promise<void> {
-    const problems = await validateHostMirrorSpec(spec);
-    if (problems.length > 0) {
-        throw new AirgapError("ERR_INVALID_ARGUMENT", problems.map((p) => `${p.argument}: ${p.problem}`).join("; "), {
-            argument: problems[0].argument,
-        });
-    }
+    assertNoProblems(await validateHostMirrorSpec(spec));
 }

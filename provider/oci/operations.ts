@@ -2,8 +2,8 @@
  * ImageMirror's provider operations. `read` and `delete` also run the code stored in the state of
  * older versions: they rely only on `pushed`, `images`, `mirrored`, `auth` and `tls`.
  */
-import { type CheckFailure, checkWith, diffInputs, type Operations } from "../dynamic/contract";
-import { AirgapError, problemOf } from "../errors";
+import { checkWith, diffInputs, type Operations } from "../dynamic/contract";
+import { assertNoProblems, type Problem, problemOf } from "../errors";
 import { parseDockerConfig } from "./auth";
 import type { CopyProgress } from "./copy";
 import { parsePlatform } from "./manifest";
@@ -34,9 +34,9 @@ const specKeys = [
 ] as const;
 
 /** Every problem with the inputs, each naming its argument. */
-export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<CheckFailure[]> {
-    const failures: CheckFailure[] = [];
-    const fail = (property: string, reason: string) => failures.push({ property, reason });
+export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<Problem[]> {
+    const failures: Problem[] = [];
+    const fail = (argument: string, problem: string) => failures.push({ argument, problem });
     const reasonOf = problemOf;
 
     let registry: string | undefined;
@@ -133,12 +133,7 @@ export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<Ch
 }
 
 async function assertValid(spec: ImageMirrorSpec): Promise<void> {
-    const failures = await validateImageMirrorSpec(spec);
-    if (failures.length > 0) {
-        throw new AirgapError("ERR_INVALID_ARGUMENT", failures.map((f) => `${f.property}: ${f.reason}`).join("; "), {
-            argument: failures[0]!.property,
-        });
-    }
+    assertNoProblems(await validateImageMirrorSpec(spec));
 }
 
 /** Periodic progress lines on stderr (the Pulumi CLI shows them beside the resource). */

@@ -143,7 +143,7 @@ describe("ImageMirror naming and host configuration", () => {
     describe("validation names the argument", () => {
         const good = { images: { "quay.io/org/app:1.2": d1 }, destination: "docker://mirror.local:5000" };
         const failures = async (spec: object) =>
-            (await validateImageMirrorSpec({ ...good, ...spec } as never)).map((f) => `${f.property}: ${f.reason}`);
+            (await validateImageMirrorSpec({ ...good, ...spec } as never)).map((f) => `${f.argument}: ${f.problem}`);
 
         it("accepts a good spec", async () => {
             assert.deepEqual(await failures({}), []);
