@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { operations as apt } from "../../../provider/apt/operations";
+import { unknownValue } from "../../../provider/dynamic/contract";
+import { renderHostFiles } from "../../../provider/host/render";
+import { operations as host } from "../../../provider/host/operations";
+import { operations as images } from "../../../provider/oci/operations";
+import { sha256 } from "../../../provider/store/atomic";
+
+/**
+ * Each resource's `diff`: which input changes replace the resource, which update it in place,
+ * and which are no change at all. (Dynamic providers report no per-property diff; the CLI
+ * computes that from the inputs, so only `changes` and `replaces` are the provider's.)
+ */
+
+type AnyState = never;
+
+describe("AptMirror diff", () => {
+    const spec = {
+        source: {
+            url: "http://deb.example/debian",
+            distribution: "bookworm",
+            components: ["main"],
+            architectures: ["amd64"],
+        },
+        packages: { "app/amd64": "1.0-1" },
+        publish: { root: "/srv/mirror", prefix: "debian", origin: "site" },
+        allowUnsigned: true,
+    };
+    const diff = (olds: object, news: object) => apt.diff("id", olds as AnyState, news as AnyState);
+
+    it("the same inputs, in any key order, are no change", async () => {
+        const reordered = {
+            allowUnsigned: true,
+            publish: { origin: "site", prefix: "debian", root: "/srv/mirror" },
+            packages: spec.packages,
+            source: spec.source,
+        };
+        assert.deepEqual(await diff({ ...spec, drift: [] }, reordered), { changes: false, replaces: [] });
+    });
+
+    it("a package version, a query result or the origin is an update in place", async () => {
+        for (const news of [
+            { ...spec, packages: { "app/amd64": "1.1-1" } },
+            { ...spec, publish: { ...spec.publish, origin: "other" } },
+            { ...spec, concurrency: 2 },
+        ]) {
+            assert.deepEqual(await diff(spec, news), { changes: true, replaces: [] }, JSON.stringify(news));
+        }
+    });
+
+    it("another publish root or prefix replaces it", async () => {
+        assert.deepEqual(await diff(spec, { ...spec, publish: { ...spec.publish, root: "/srv/other" } }), {
+            changes: true,
+            replaces: ["publish"],
+        });
+        assert.deepEqual(await diff(spec, { ...spec, publish: { ...spec.publish, prefix: "debian2" } }), {
+            changes: true,
+            replaces: ["publish"],
+        });
+    });
+
+    it("drift found by the last refresh is a change, so up repairs it; unknown inputs are a change", async () => {
+        assert.deepEqual(await diff({ ...spec, drift: ["pool/x.deb: missing"] }, spec), {
+            changes: true,
+            replaces: [],
+        });
+        assert.equal((await diff(spec, { ...spec, packages: unknownValue })).changes, true);
+    });
+});
+
+describe("ImageMirror diff", () => {
+    const spec = {
+        images: { "quay.io/org/app:1.2": `sha256:${"a".repeat(64)}` },
+        destination: "docker://mirror.local:5000",
+        repositoryPath: "keep-registry",
+    };
+    const diff = (olds: object, news: object) => images.diff("id", olds as AnyState, news as AnyState);
+
+    it("the same inputs are no change; repositoryPath left out is its default", async () => {
+        assert.deepEqual(await diff({ ...spec, drift: [] }, spec), { changes: false, replaces: [] });
+        const { repositoryPath: _, ...withoutPath } = spec;
+        assert.deepEqual((await diff(spec, withoutPath)).replaces, []);
+    });
+
+    it("a moved digest, another platform set or concurrency is an update in place", async () => {
+        for (const news of [
+            { ...spec, images: { "quay.io/org/app:1.2": `sha256:${"b".repeat(64)}` } },
+            { ...spec, platforms: ["linux/amd64"] },
+            { ...spec, concurrency: 8 },
+        ]) {
+            assert.deepEqual(await diff(spec, news), { changes: true, replaces: [] }, JSON.stringify(news));
+        }
+    });
+
+    it("another destination or repositoryPath replaces it", async () => {
+        assert.deepEqual(await diff(spec, { ...spec, destination: "docker://other.local:5000" }), {
+            changes: true,
+            replaces: ["destination"],
+        });
+        assert.deepEqual(await diff(spec, { ...spec, repositoryPath: "strip-registry" }), {
+            changes: true,
+            replaces: ["repositoryPath"],
+        });
+    });
+
+    it("drift is a change", async () => {
+        assert.equal((await diff({ ...spec, drift: ["missing"] }, spec)).changes, true);
+    });
+});
+
+describe("HostMirrorConfig diff", () => {
+    const spec = {
+        name: "site",
+        target: { local: { root: "/srv/host" } },
+        registries: [{ source: "quay.io", mirrors: ["mirror.local:5000"] }],
+    };
+    const state = (s: typeof spec) => ({
+        ...s,
+        files: Object.fromEntries(renderHostFiles(s as never).map((f) => [f.path, sha256(f.content)])),
+    });
+    const diff = (olds: object, news: object) => host.diff("id", olds as AnyState, news as AnyState);
+
+    it("the same inputs whose files are as rendered are no change", async () => {
+        assert.deepEqual(await diff(state(spec), spec), { changes: false, replaces: [] });
+    });
+
+    it("another mirror is an update in place; a file that differs from its rendering is a change", async () => {
+        const news = { ...spec, registries: [{ source: "quay.io", mirrors: ["mirror2.local:5000"] }] };
+        assert.deepEqual(await diff(state(spec), news), { changes: true, replaces: [] });
+        const edited = { ...state(spec), files: { "etc/containers/registries.conf.d/site.conf": "0".repeat(64) } };
+        assert.deepEqual(await diff(edited, spec), { changes: true, replaces: [] });
+    });
+
+    it("another target replaces it; unknown inputs are a change", async () => {
+        assert.deepEqual(await diff(state(spec), { ...spec, target: { local: { root: "/srv/other" } } }), {
+            changes: true,
+            replaces: ["target"],
+        });
+        assert.equal((await diff(state(spec), { ...spec, registries: unknownValue })).changes, true);
+    });
+});
