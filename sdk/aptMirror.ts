@@ -1,9 +1,6 @@
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
-import { type AptLock, type AptSourceSpec, indexCacheDir, resolveLock } from "../provider/apt/mirror";
+import { type AptLock, type AptSourceSpec, resolveProgramLock } from "../provider/apt/mirror";
 import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface AptSourceArgs {
@@ -90,21 +87,15 @@ function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promi
         }),
         field: "packages",
         extra: { source: { url, distribution } },
-        resolve: async () => {
-            // A preview writes nothing under the mirror root: its indexes go to a cache outside it.
-            const cacheDir =
-                !pulumi.runtime.isDryRun() && fs.existsSync(r.root)
-                    ? indexCacheDir(r.root)
-                    : path.join(os.tmpdir(), "pulumi-airgap-indexes");
-            const { lock } = await resolveLock({
+        resolve: () =>
+            resolveProgramLock({
                 source: r.source,
                 queries: r.queries,
                 withDeps: r.withDeps,
                 followRecommends: r.followRecommends,
-                cacheDir,
-            });
-            return lock;
-        },
+                root: r.root,
+                dryRun: pulumi.runtime.isDryRun(),
+            }),
     });
 }
 

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, hasCode, invalidArgument, problemOf } from "../errors";
@@ -334,6 +335,20 @@ export async function resolveLock(
         }
     }
     return { lock, release: head.release, upstream };
+}
+
+/**
+ * The lock as a program resolves it, preview included: on an update the indexes are cached under
+ * the publish root (with the mirror's other engine state); a preview writes nothing under the
+ * root, so its cache is in the system's temporary directory.
+ */
+export async function resolveProgramLock(
+    options: Omit<ResolveLockOptions, "cacheDir"> & { root: string; dryRun: boolean },
+): Promise<AptLock> {
+    const { root, dryRun, ...rest } = options;
+    const cacheDir =
+        !dryRun && fs.existsSync(root) ? indexCacheDir(root) : path.join(os.tmpdir(), "pulumi-airgap-indexes");
+    return (await resolveLock({ ...rest, cacheDir })).lock;
 }
 
 /** The upstream records the lock names. Throws naming every locked package upstream no longer has. */
