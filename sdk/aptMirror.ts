@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
-import { type AptLock, type AptSourceSpec, resolveProgramLock } from "../provider/apt/mirror";
+import { APT_DEFAULTS, type AptLock, type AptSourceSpec, resolveProgramLock } from "../provider/apt/mirror";
 import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface AptSourceArgs {
@@ -8,9 +8,9 @@ export interface AptSourceArgs {
     url: pulumi.Input<string>;
     /** Suite or codename, e.g. "bookworm". */
     distribution: pulumi.Input<string>;
-    /** Defaults to ["main"]. */
+    /** Defaults to ["main"] (`APT_DEFAULTS.components` of the engine). */
     components?: pulumi.Input<pulumi.Input<string>[]>;
-    /** Defaults to ["amd64"]; packages of architecture "all" are always included. */
+    /** Defaults to ["amd64"] (`APT_DEFAULTS.architectures`); packages of architecture "all" are always included. */
     architectures?: pulumi.Input<pulumi.Input<string>[]>;
     /** Armored public key(s) the upstream Release is signed with. */
     key?: pulumi.Input<string>;
@@ -44,7 +44,7 @@ export interface AptMirrorArgs {
     source: pulumi.Input<AptSourceArgs>;
     /** aptly package queries, OR'ed: "nginx", "jq (>= 1.6)", "Priority (required)", "$Source (openssl)". */
     packages: pulumi.Input<pulumi.Input<string>[]>;
-    /** Add the Depends/Pre-Depends closure, like aptly's -filter-with-deps. Defaults to true. */
+    /** Add the Depends/Pre-Depends closure, like aptly's -filter-with-deps. Defaults to true (`APT_DEFAULTS.withDeps`). */
     withDeps?: pulumi.Input<boolean>;
     /** Follow Recommends too. Defaults to false. */
     followRecommends?: pulumi.Input<boolean>;
@@ -123,8 +123,8 @@ export class AptMirror extends pulumi.dynamic.Resource {
     constructor(name: string, args: AptMirrorArgs, opts?: pulumi.CustomResourceOptions) {
         const source = pulumi.output(args.source).apply((s) => ({
             ...s,
-            components: s.components ?? ["main"],
-            architectures: s.architectures ?? ["amd64"],
+            components: s.components ?? [...APT_DEFAULTS.components],
+            architectures: s.architectures ?? [...APT_DEFAULTS.architectures],
         }));
         const lock = pulumi
             .all([source, args.packages, args.withDeps, args.followRecommends, args.publish])
@@ -135,8 +135,8 @@ export class AptMirror extends pulumi.dynamic.Resource {
                         {
                             source: s as AptSourceSpec,
                             queries,
-                            withDeps: withDeps ?? true,
-                            followRecommends: followRecommends ?? false,
+                            withDeps: withDeps ?? APT_DEFAULTS.withDeps,
+                            followRecommends: followRecommends ?? APT_DEFAULTS.followRecommends,
                             root: publish.root,
                         },
                         args.lockFile,

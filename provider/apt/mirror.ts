@@ -35,6 +35,18 @@ import {
 } from "./stamp";
 import type { PackageRecord } from "./types";
 
+/**
+ * Defaults of an AptMirror, defined once: the SDK applies them to what a program leaves out, and
+ * the engine's steps use the same when called without them (`components` and `architectures`
+ * left out of an engine call mean every one the Release offers, as in aptly).
+ */
+export const APT_DEFAULTS = {
+    components: ["main"],
+    architectures: ["amd64"],
+    withDeps: true,
+    followRecommends: false,
+} as const;
+
 export interface AptSourceSpec {
     /** Repository root, e.g. "http://deb.example/debian". */
     url: string;
@@ -310,8 +322,8 @@ export async function resolveLock(
         components: head.components,
         architectures: head.architectures,
         queries: options.queries,
-        withDeps: options.withDeps ?? false,
-        followRecommends: options.followRecommends ?? false,
+        withDeps: options.withDeps ?? APT_DEFAULTS.withDeps,
+        followRecommends: options.followRecommends ?? APT_DEFAULTS.followRecommends,
     };
     const cached = options.cacheDir === undefined ? undefined : readCachedLock(options.cacheDir, key);
     if (cached !== undefined) {

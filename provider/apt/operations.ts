@@ -8,7 +8,7 @@ import { checkWith, diffInputs, type Operations } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
 import { assertNoProblems, type Problem, problemOf } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
-import { type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
+import { APT_DEFAULTS, type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
 import { unsafePathReason } from "./control";
 
 const specKeys = ["source", "packages", "publish", "signing", "allowUnsigned", "concurrency"] as const;
@@ -36,7 +36,10 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
             list !== undefined &&
             (!Array.isArray(list) || list.length === 0 || list.some((x) => !names.test(String(x))))
         ) {
-            fail(`source.${field}`, `must be a non-empty list of names (leave it out to take all upstream offers)`);
+            fail(
+                `source.${field}`,
+                `must be a non-empty list of names, e.g. ${JSON.stringify(APT_DEFAULTS[field])} (the default)`,
+            );
         }
     }
     if (!source?.key && !source?.keyUrl && !source?.keyring && !source?.allowUnsigned) {
