@@ -19,6 +19,9 @@
  * `SHA256:` of a `Release` file) starts with "\n". `Stanza.raw` keeps the stanza's lines as
  * read from its first field to its last line of value (comments in between included), with
  * line ends normalized to "\n" and no final line end.
+ *
+ * One file for one format: the deb822 tokenizer, stanza parser and writer, and the record built
+ * from a stanza share the line and field rules they must agree on.
  */
 
 import { AirgapError, invalidArgument, parseError } from "../errors";

@@ -6,6 +6,9 @@
  *
  * The SDK calls `resolveLock` while the program runs (preview too) and passes the lock as an
  * input; the dynamic provider calls `syncMirror`, `readMirror` and `removeMirror`.
+ *
+ * One file for the AptMirror engine's entry: the chain of steps above, and the paths of the
+ * engine state it keeps per mirror.
  */
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";

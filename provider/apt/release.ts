@@ -7,6 +7,9 @@
  * needs (the signed size and SHA256 of an index, which compressed variant to take, and its
  * by-hash location); `formatRelease` writes a `Release` for publishing, with checksum lines laid
  * out as `apt-ftparchive release` writes them.
+ *
+ * One file for one format: parsing, index lookup and formatting of a Release share its field and
+ * checksum-line rules, which must round-trip.
  */
 
 import { AirgapError, invalidArgument } from "../errors";

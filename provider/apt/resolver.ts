@@ -33,6 +33,10 @@
  *   them only with `-dep-verbose-resolve`, and publishes a mirror that cannot install).
  *   Unsatisfiable `Recommends`/`Suggests` do not fail, as apt installs without them; they are
  *   returned in `unsatisfiedWeak`.
+ *
+ * One file for one algorithm: the package index, the query match and the dependency closure work
+ * on the same structures, and the closure's choices (alternatives, Provides, architectures) are
+ * easiest to check read together.
  */
 
 import { AirgapError } from "../errors";

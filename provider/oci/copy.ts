@@ -18,6 +18,9 @@
  *   needs the index digest at the destination (mirror-by-digest-only clients pull by it) can tell.
  * A wanted platform that the index lacks is ERR_NOT_FOUND naming the platforms it has. A filter on
  * a single-image manifest is not checked against its config: the manifest is copied as it is.
+ *
+ * One file for the copy planner, as containers/image's copy/: the single-image and index paths
+ * share the blob cache, the verifier and the progress counters of one run.
  */
 
 import { Readable } from "node:stream";

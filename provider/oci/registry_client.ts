@@ -15,6 +15,9 @@
  *   Authorization header is only sent back to the registry's own origin.
  *
  * Error messages name the registry and what was asked for, never credentials or tokens.
+ *
+ * One file for one connection: the scheme, the authentication challenge, the token cache and the
+ * retries are one state machine over private fields (its pure helpers are in registry_http.ts).
  */
 
 import { rootCertificates } from "node:tls";

@@ -13,6 +13,10 @@
  *   that fails verification has its upload cancelled (DELETE) and is never committed.
  *
  * Manifests are pushed as the exact bytes given, with their own media type.
+ *
+ * One file for one transport side, as containers/image's docker_image_dest.go: the upload
+ * protocol's steps (HEAD, mount, monolithic or chunked upload, cancel, manifest PUT) share the
+ * session they run in.
  */
 
 import type { Readable } from "node:stream";
