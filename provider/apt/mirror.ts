@@ -540,5 +540,8 @@ export async function readMirror(state: AptMirrorState): Promise<AptMirrorState>
 export async function removeMirror(state: Pick<AptMirrorState, "publish">): Promise<void> {
     fs.rmSync(stampFile(state.publish.root, state.publish.prefix), { force: true });
     await unpublish(state.publish.root, state.publish.prefix);
+    // This mirror's own engine state; the caches shared by every mirror under the root (indexes,
+    // locks, verifications) stay, and are pruned by age.
     fs.rmSync(downloadDir(state.publish), { recursive: true, force: true });
+    fs.rmSync(hashMemoFile(state.publish), { force: true });
 }

@@ -163,10 +163,16 @@ describe("AptMirror with the real Pulumi CLI from a program directory, judged by
         await t.preview({ expectNoChanges: true });
     });
 
-    it("destroy removes this mirror's prefix and nothing else", async () => {
+    it("destroy removes this mirror's prefix and its own engine state, and nothing else", async () => {
         fs.writeFileSync(path.join(root, "keep-me"), "not ours");
         await t.destroy();
-        assert.ok(!fs.existsSync(path.join(root, "debian")));
+        assert.deepEqual(fs.readdirSync(root).sort(), [".airgap", "keep-me"]);
         assert.equal(fs.readFileSync(path.join(root, "keep-me"), "utf8"), "not ours");
+        // Left: only the caches every mirror under this root shares (pruned by age).
+        const leftover = fs
+            .readdirSync(path.join(root, ".airgap"), { recursive: true })
+            .map(String)
+            .filter((p) => /(^|\/)debian($|\/)/.test(p) || /^(downloads|hashes|stamps)\/./.test(p));
+        assert.deepEqual(leftover, [], "engine state of the destroyed mirror is left behind");
     });
 });

@@ -6,6 +6,8 @@ import {
     type AptLock,
     type AptMirrorSpec,
     type AptSourceSpec,
+    downloadDir,
+    hashMemoFile,
     removeMirror,
     resolveLock,
     syncMirror,
@@ -241,10 +243,15 @@ describe("AptMirror re-runs: lock cache and sync stamp", function () {
             assert.ok(existsSync(stampFile(root, "debian")), "the full sync wrote no stamp");
         });
 
-        it("removeMirror removes the stamp with the mirror", async () => {
+        it("removeMirror removes the stamp, the downloads and the hash memo with the mirror", async () => {
+            const publish = { root, prefix: "debian" };
+            assert.ok(existsSync(hashMemoFile(publish)), "the sync kept no hash memo to remove");
+            assert.ok(existsSync(downloadDir(publish)), "the sync kept no downloads to remove");
             await removeMirror(spec(lock));
             assert.ok(!existsSync(stampFile(root, "debian")));
             assert.ok(!existsSync(repoDir));
+            assert.ok(!existsSync(downloadDir(publish)));
+            assert.ok(!existsSync(hashMemoFile(publish)));
         });
     });
 });
