@@ -1,6 +1,9 @@
 /**
  * The host configuration that points clients at an ImageMirror's registry destination:
  * HostMirrorConfig `registries` entries, registries.conf v2 and OpenShift ImageDigestMirrorSet.
+ *
+ * The registries.conf text comes from the host renderer (host/render.ts), so that the file an
+ * ImageMirror outputs and the one HostMirrorConfig writes are one format from one definition.
  */
 
 import { stringify as stringifyYaml } from "yaml";
