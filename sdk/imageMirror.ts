@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
 import type { RegistryMirrorSpec } from "../provider/host/types";
-import { type ImageLock, parseMirrorSource, resolveImageLock } from "../provider/oci/mirror";
+import { IMAGE_DEFAULTS, type ImageLock, parseMirrorSource, resolveImageLock } from "../provider/oci/mirror";
 import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface ImageMirrorTlsArgs {
@@ -25,7 +25,7 @@ export interface ImageMirrorArgs {
     /**
      * How a registry destination names a source repository: "keep-registry"
      * (`mirror:5000/quay.io/org/app`) or "strip-registry" (`mirror:5000/org/app`).
-     * Defaults to "keep-registry". Layouts and archives always name images by their full source name.
+     * Defaults to "keep-registry" (`IMAGE_DEFAULTS`). Layouts and archives always name images by their full source name.
      */
     repositoryPath?: pulumi.Input<"keep-registry" | "strip-registry">;
     /** "os/arch[/variant]" to copy from multi-platform images. Defaults to every platform (the whole index). */
@@ -38,7 +38,7 @@ export interface ImageMirrorArgs {
      * this file and the sources are not contacted to resolve. Written by `pulumi up`.
      */
     lockFile?: string;
-    /** Blobs copied at once. Defaults to 4. */
+    /** Blobs copied at once. Defaults to 4 (`IMAGE_DEFAULTS.concurrency`). */
     concurrency?: pulumi.Input<number>;
 }
 
@@ -135,7 +135,7 @@ export class ImageMirror extends pulumi.dynamic.Resource {
                 images: pulumi.unsecret(lock),
                 destination: args.destination,
                 source: args.source,
-                repositoryPath: args.repositoryPath ?? "keep-registry",
+                repositoryPath: args.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath,
                 platforms: args.platforms,
                 auth: args.auth,
                 tls: args.tls,

@@ -40,7 +40,7 @@ import { openImageDestination, openImageSource } from "./open";
 import { type DockerReference, fullName } from "./reference";
 import type { RegistryOptions } from "./registry_transport";
 import type { ImageDestination, ImageLocation, ImageSource } from "./types";
-import type { ImageMirrorSpec, ImageMirrorState, PushedImage } from "./mirror_types";
+import { IMAGE_DEFAULTS, type ImageMirrorSpec, type ImageMirrorState, type PushedImage } from "./mirror_types";
 import { layoutRefName, mirrorReference, parseMirrorSource, parseMirrorTarget, sourceReference } from "./naming";
 import { registryOptionsFor, type RegistryOverrides } from "./lock";
 import { hostConfigFor } from "./hostconfig";
@@ -75,7 +75,7 @@ interface Planned {
 
 function plan(spec: ImageMirrorSpec, layoutSourceDir: string | undefined): Planned[] {
     const target = parseMirrorTarget(spec.destination, "destination");
-    const mode = spec.repositoryPath ?? "keep-registry";
+    const mode = spec.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath;
     return Object.keys(spec.images)
         .sort()
         .map((key) => {
@@ -179,7 +179,7 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
             });
         }
         const entries = await copyImages(requests, {
-            concurrency: spec.concurrency ?? 4,
+            concurrency: spec.concurrency ?? IMAGE_DEFAULTS.concurrency,
             onProgress: options.onProgress,
             progressIntervalMs: options.progressIntervalMs ?? 5000,
         });

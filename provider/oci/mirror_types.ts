@@ -3,6 +3,13 @@
 import type { RegistryMirrorSpec } from "../host/types";
 import type { RegistryMode } from "./reference";
 
+/** Defaults of an ImageMirror, defined once: the SDK documents them, the engine applies them. */
+export const IMAGE_DEFAULTS = {
+    repositoryPath: "keep-registry",
+    /** Blobs copied at once. */
+    concurrency: 4,
+} as const;
+
 /** The lock: source reference (as written in `images`) → digest of its manifest or index. */
 export type ImageLock = Record<string, string>;
 

@@ -8,6 +8,7 @@ import { parseDockerConfig } from "./auth";
 import type { CopyProgress } from "./copy";
 import { parsePlatform } from "./manifest";
 import {
+    IMAGE_DEFAULTS,
     type ImageMirrorSpec,
     type ImageMirrorState,
     isLockDigest,
@@ -51,7 +52,7 @@ export async function validateImageMirrorSpec(spec: ImageMirrorSpec): Promise<Pr
     } catch (err) {
         fail("source", reasonOf(err, "source"));
     }
-    const mode = spec.repositoryPath ?? "keep-registry";
+    const mode = spec.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath;
     if (mode !== "keep-registry" && mode !== "strip-registry") {
         fail("repositoryPath", `${JSON.stringify(mode)} must be "keep-registry" or "strip-registry"`);
     }
@@ -157,7 +158,10 @@ export const operations: Operations<ImageMirrorSpec, ImageMirrorState> = {
         if (olds.destination !== news.destination) {
             replaces.push("destination");
         }
-        if ((olds.repositoryPath ?? "keep-registry") !== (news.repositoryPath ?? "keep-registry")) {
+        if (
+            (olds.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath) !==
+            (news.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath)
+        ) {
             replaces.push("repositoryPath");
         }
         return diffInputs(olds, news, specKeys, replaces);
