@@ -186,4 +186,63 @@ describe("HostMirrorConfig bad input through the real Pulumi CLI", function () {
             fs.rmSync(root, { recursive: true, force: true });
         }
     });
+
+    it("with its outputs exported and fed into another host, a bad argument fails up fast and changes neither host", async () => {
+        const roots = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), "airgap-host-chain-")));
+        const good: HostMirrorConfigArgs = {
+            target: { local: { root: roots[0]! } },
+            registries: [{ source: "quay.io", mirrors: ["mirror.example:5000"] }],
+        };
+        let args = good;
+        const t = await createProgramStack("hostchain", {
+            source: `import * as pulumi from "@pulumi/pulumi";
+import { HostMirrorConfig, type HostMirrorConfigArgs } from "pulumi-airgap";
+
+const config = new pulumi.Config();
+const site = new HostMirrorConfig("site", config.requireObject<HostMirrorConfigArgs>("args"));
+// A second host configured only once the first one's files are known.
+const second = new HostMirrorConfig("second", {
+    target: { local: { root: config.require("secondRoot") } },
+    registries: site.files.apply((files) => [{ source: "docker.io", mirrors: [\`mirror.example:5000/\${Object.keys(files).length}\`] }]),
+});
+export const files = site.files;
+export const secondFiles = second.files;
+`,
+            config: () => ({ args: JSON.stringify(args), secondRoot: roots[1]! }),
+        });
+        try {
+            const up = await t.up();
+            assert.equal(Object.keys(up.outputs.secondFiles as object).length, 1, t.lastOutput());
+            // The hosts' state. (The stack and the default provider record the new config whatever
+            // the outcome: they hold it as their inputs.)
+            const resourcesState = async () =>
+                (
+                    (await t.stateContent()) as { deployment: { resources: { type: string }[] } }
+                ).deployment.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/"));
+            const before = {
+                state: await resourcesState(),
+                trees: roots.map((r) => snapshotTree(r, { identity: true })),
+            };
+            args = { ...good, registries: [{ source: "quay.io", mirrors: ["https://mirror.example:5000"] }] };
+            for (const op of [["preview"], ["up", "--yes", "--skip-preview"]]) {
+                const r = await t.cli([...op, "--non-interactive"], { timeoutMs: 120_000 });
+                const out = r.stdout + r.stderr;
+                assert.notEqual(r.code, 0, out);
+                assert.ok(r.elapsedMs < 60_000, `${op[0]} took ${r.elapsedMs} ms`);
+                assert.match(out, /HostMirrorConfig resource 'site': property registries\[0\]\.mirrors\[0\]/);
+                assert.doesNotMatch(out, /unhandled exception|error serializing property/);
+            }
+            assert.equal(before.state.length, 2, "two hosts");
+            assert.deepEqual(await resourcesState(), before.state, "the state changed");
+            assert.deepEqual(
+                roots.map((r) => snapshotTree(r, { identity: true })),
+                before.trees,
+            );
+            args = good;
+            await t.destroy();
+        } finally {
+            await t.dispose();
+            for (const r of roots) fs.rmSync(r, { recursive: true, force: true });
+        }
+    });
 });
