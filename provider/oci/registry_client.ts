@@ -285,7 +285,7 @@ export class RegistryClient {
 
     /**
      * Sends a request with authentication, retries and redirects. Returns the response for any
-     * status except 401 and 403 (ERR_INVALID_ARGUMENT about credentials) and retriable statuses
+     * status except 401 and 403 (ERR_AUTH, argument `credentials`) and retriable statuses
      * still failing after the last attempt (ERR_NETWORK). The caller MUST consume or dump the body.
      */
     async send(req: RegistryRequest): Promise<RegistryResponse> {
