@@ -215,6 +215,16 @@ export async function fetchRelease(options: FetchReleaseOptions): Promise<Fetche
     } catch (cause) {
         throw new AirgapError("ERR_PARSE", `${from} from ${suiteUrl}: ${(cause as Error).message}`, { cause });
     }
+    // A mirror in between could serve another suite's (or another year's) Release, signed by the
+    // same archive key: it must name the suite asked for (its Suite or its Codename).
+    const names = [release.suite, release.codename].filter((n): n is string => n !== undefined && n !== "");
+    if (names.length > 0 && !names.includes(distribution)) {
+        throw new AirgapError(
+            "ERR_VERIFICATION",
+            `${from} from ${suiteUrl} is the Release of ${names.map((n) => JSON.stringify(n)).join(" / ")}, not of ${JSON.stringify(distribution)}: the server answers for another suite; check source.url and source.distribution`,
+            { argument: "source.distribution" },
+        );
+    }
     if (!(options.allowExpired ?? false) && isReleaseExpired(release, options.now ?? new Date())) {
         throw new AirgapError(
             "ERR_VERIFICATION",

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { cpSync } from "node:fs";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -116,6 +117,24 @@ describe("apt fetch: Release, request check and Packages indexes from a real ups
                 "ERR_VERIFICATION",
                 /Release\.gpg: no valid signature by a given key/,
             );
+        });
+
+        it("refuses a correctly signed Release of another suite served under the one asked for", async () => {
+            // A replaying mirror: "stable"'s signed files served as "oldstable".
+            const replay = await makeTempDir("replayed-suite");
+            cpSync(join(ed.dir, "dists", "stable"), join(replay, "dists", "oldstable"), { recursive: true });
+            const server = await startStaticServer(replay);
+            try {
+                await expectCode(
+                    fetchRelease({ url: server.url, distribution: "oldstable", keys: edKeys }),
+                    "ERR_VERIFICATION",
+                    new RegExp(
+                        `^InRelease from ${server.url}/dists/oldstable is the Release of "stable" / "[^"]+", not of "oldstable": the server answers for another suite`,
+                    ),
+                );
+            } finally {
+                await server.close();
+            }
         });
 
         it("verifiedMemo: the same bytes and keys within a day are not checked again; anything else is", async () => {
