@@ -12,7 +12,6 @@
  */
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, hasCode, invalidArgument, problemOf } from "../errors";
@@ -37,6 +36,7 @@ import {
     writeStamp,
 } from "./stamp";
 import type { PackageRecord } from "./types";
+import { privateTempDir } from "../store/private";
 
 /**
  * Defaults of an AptMirror, defined once: the SDK applies them to what a program leaves out, and
@@ -355,14 +355,13 @@ export async function resolveLock(
 /**
  * The lock as a program resolves it, preview included: on an update the indexes are cached under
  * the publish root (with the mirror's other engine state); a preview writes nothing under the
- * root, so its cache is in the system's temporary directory.
+ * root, so its cache is in a directory of the system's temporary directory private to the user.
  */
 export async function resolveProgramLock(
     options: Omit<ResolveLockOptions, "cacheDir"> & { root: string; dryRun: boolean },
 ): Promise<AptLock> {
     const { root, dryRun, ...rest } = options;
-    const cacheDir =
-        !dryRun && fs.existsSync(root) ? indexCacheDir(root) : path.join(os.tmpdir(), "pulumi-airgap-indexes");
+    const cacheDir = !dryRun && fs.existsSync(root) ? indexCacheDir(root) : privateTempDir("pulumi-airgap-indexes");
     return (await resolveLock({ ...rest, cacheDir })).lock;
 }
 
