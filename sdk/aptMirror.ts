@@ -150,7 +150,8 @@ export class AptMirror extends pulumi.dynamic.Resource {
                 source,
                 packages: lock,
                 publish: args.publish,
-                signing: args.signing,
+                // Secret even when the program passes it as plain text: never in clear in the state.
+                signing: args.signing === undefined ? undefined : pulumi.secret(args.signing),
                 allowUnsigned: args.allowUnsigned ?? false,
                 concurrency: args.concurrency,
                 packageCount: undefined,

@@ -137,7 +137,8 @@ export class ImageMirror extends pulumi.dynamic.Resource {
                 source: args.source,
                 repositoryPath: args.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath,
                 platforms: args.platforms,
-                auth: args.auth,
+                // Secret even when the program passes it as plain text: never in clear in the state.
+                auth: args.auth === undefined ? undefined : pulumi.secret(args.auth),
                 tls: args.tls,
                 concurrency: args.concurrency,
                 name,

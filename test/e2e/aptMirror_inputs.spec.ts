@@ -5,7 +5,7 @@ import * as path from "node:path";
 import type { AptMirrorArgs } from "../../sdk";
 import { makeAptClient } from "../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
-import { type CliResult, createProgramStack, type ProgramStack } from "../harness/program";
+import { type CliResult, createProgramStack, type ProgramStack, stateFilesContaining } from "../harness/program";
 import { type StaticServer, startStaticServer } from "../harness/servers/http";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
 import { snapshotTree } from "../harness/tree";
@@ -269,6 +269,46 @@ describe("AptMirror inputs with the real Pulumi CLI", function () {
                 ),
             );
             assert.ok(!fs.existsSync(missing));
+        });
+    });
+
+    describe("a signing key the program passes as plain text", () => {
+        it("is kept out of the state all the same", async () => {
+            const root = await makeTempDir("inputs-plain-key");
+            const key = signing.keys[0]!.privateKeyArmored;
+            const keyFile = path.join(root, "..", `${path.basename(root)}.key.asc`);
+            fs.writeFileSync(keyFile, key, { mode: 0o600 });
+            const args: AptMirrorArgs = {
+                source: sourceArgs(),
+                packages: ["app"],
+                publish: { root, prefix: "debian" },
+            };
+            const t = await createProgramStack("aptplainkey", {
+                source: `import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { AptMirror, type AptMirrorArgs } from "pulumi-airgap";
+
+const config = new pulumi.Config();
+// Read from a file: a plain string, not a pulumi.secret.
+const privateKey = fs.readFileSync(config.require("signingKeyFile"), "utf8");
+new AptMirror("debian", { ...config.requireObject<AptMirrorArgs>("args"), signing: { privateKey } });
+`,
+                config: () => ({ args: JSON.stringify(args), signingKeyFile: keyFile }),
+            });
+            try {
+                await t.up();
+                const keyLine = key.split("\n").find((l) => l.length > 60);
+                assert.ok(keyLine);
+                // The check can fail: the source URL, which is in the state, is found the same way.
+                assert.ok(stateFilesContaining(t, [upstreamServer.url]).length > 0);
+                assert.deepEqual(stateFilesContaining(t, [keyLine]), []);
+                await t.preview({ expectNoChanges: true });
+                await t.destroy();
+            } finally {
+                await t.dispose();
+                await removeTempDir(root);
+                fs.rmSync(keyFile, { force: true });
+            }
         });
     });
 
