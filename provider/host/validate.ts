@@ -65,6 +65,11 @@ function checkCertificates(problems: Problem[], argument: string, pem: unknown):
         problems.push({ argument, problem: "is not a PEM certificate (no BEGIN CERTIFICATE block)" });
         return;
     }
+    // The file is world-readable and its text goes into the state: a key must never ride along.
+    if (typeof pem === "string" && /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem)) {
+        problems.push({ argument, problem: "holds a private key: give the CA certificate(s) only" });
+        return;
+    }
     blocks.forEach((block, i) => {
         try {
             new X509Certificate(block);

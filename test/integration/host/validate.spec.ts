@@ -74,6 +74,12 @@ describe("HostMirrorConfig validation", function () {
             /not a PEM certificate/,
         ],
         [
+            "a certificate bundle that also holds the private key",
+            (s) => (s.caCertificates![0].pem = `${tls.caCertPem}\n${tls.keyPem}`),
+            "caCertificates[0].pem",
+            /holds a private key: give the CA certificate\(s\) only/,
+        ],
+        [
             "a certificate block that does not parse",
             (s) => (s.caCertificates![0].pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
             "caCertificates[0].pem",
