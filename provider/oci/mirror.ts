@@ -145,7 +145,12 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
         layoutSourceDir = sourceTarget.path;
     } else if (sourceTarget?.kind === "oci-archive") {
         tempDir = await fsp.mkdtemp(path.join(os.tmpdir(), "airgap-image-source-"));
-        await extractLayoutArchive(sourceTarget.path, tempDir);
+        try {
+            await extractLayoutArchive(sourceTarget.path, tempDir);
+        } catch (err) {
+            await fsp.rm(tempDir, { recursive: true, force: true });
+            throw err;
+        }
         layoutSourceDir = tempDir;
     }
     const sources: ImageSource[] = [];

@@ -233,6 +233,39 @@ describe("ImageMirror steps (real docker-registry, judged by skopeo)", function 
         assert.equal((await readImages(toDisk)).drift.length, 2);
     });
 
+    it("a cut archive as the source fails naming it, and leaves no temporary directory behind", async () => {
+        const images = [`${source.host}/src/plain:v1`];
+        const lock = await resolveImageLock({ images, tls: insecure() });
+        const archive = join(work, "cut", "images.tar");
+        await syncImages({ images: lock, destination: `oci-archive:${archive}`, tls: insecure() }, { registry });
+        fs.truncateSync(archive, Math.floor(fs.statSync(archive).size / 2));
+        const tmp = await makeTempDir("image-sync-tmp");
+        const saved = process.env.TMPDIR;
+        process.env.TMPDIR = tmp;
+        try {
+            await assert.rejects(
+                syncImages(
+                    {
+                        images: lock,
+                        source: `oci-archive:${archive}`,
+                        destination: `docker://${site.host}/cut`,
+                        tls: insecure(),
+                    },
+                    { registry },
+                ),
+                (err: Error & { code?: string }) => {
+                    assert.equal(err.code, "ERR_PARSE");
+                    assert.match(err.message, new RegExp(`${archive.replace(/[.]/g, "\\.")}.*truncated`));
+                    return true;
+                },
+            );
+        } finally {
+            if (saved === undefined) delete process.env.TMPDIR;
+            else process.env.TMPDIR = saved;
+        }
+        assert.deepEqual(fs.readdirSync(tmp), []);
+    });
+
     it("registry → oci layout, and destroy removes only its own index entries", async () => {
         const dir = join(work, "layout");
         const images = [`${source.host}/src/plain:v1`];
