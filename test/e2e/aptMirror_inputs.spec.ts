@@ -5,7 +5,7 @@ import * as path from "node:path";
 import type { AptMirrorArgs } from "../../sdk";
 import { makeAptClient } from "../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
-import { type CliResult, createProgramStack, type ProgramStack, stateFilesContaining } from "../harness/program";
+import { createProgramStack, errorDiagnostics, type ProgramStack, stateFilesContaining } from "../harness/program";
 import { type StaticServer, startStaticServer } from "../harness/servers/http";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
 import { snapshotTree } from "../harness/tree";
@@ -352,13 +352,6 @@ new AptMirror("debian", { ...config.requireObject<AptMirrorArgs>("args"), signin
             await removeTempDir(root);
             await removeTempDir(hostRoot);
         });
-
-        /** Error diagnostics the engine received, from the event log. */
-        const errorDiagnostics = (r: CliResult): string[] =>
-            r.events
-                .map((e) => e.diagnosticEvent as { severity?: string; message?: string } | undefined)
-                .filter((d) => d?.severity === "error")
-                .map((d) => d!.message ?? "");
 
         /**
          * `pulumi preview` and `pulumi up --skip-preview` each fail within 60 s with `expected`

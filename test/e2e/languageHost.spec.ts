@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createProgramStack, type ProgramStack, pulumiBin } from "../harness/program";
+import { createProgramStack, errorDiagnostics, type ProgramStack, pulumiBin } from "../harness/program";
 
 /**
  * The language host the install step put under .tools/bin, started by the real CLI for a
@@ -68,9 +68,7 @@ describe("the Node.js language host under the real CLI", function () {
             const r = await t.cli([...op, "--non-interactive"]);
             const out = `${r.stdout}${r.stderr}`;
             assert.notEqual(r.code, 0, out);
-            const errors = r.events
-                .map((e) => e.diagnosticEvent as { severity?: string; message?: string } | undefined)
-                .filter((d) => d?.severity === "error" && d.message?.includes("the program failed on purpose"));
+            const errors = errorDiagnostics(r).filter((m) => m.includes("the program failed on purpose"));
             assert.equal(errors.length, 1, out);
             assert.ok(r.elapsedMs < 60_000);
         }

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { request } from "undici";
 import { systemDebianArchive } from "../../provider/apt/system";
-import { packageRoot } from "../harness/program";
+import { archiveUnreachable } from "../harness/fixtures/archive";
+import { packageRoot, stateWithoutManifest } from "../harness/program";
 import { type RunResult, run } from "../harness/servers/process";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
 import { snapshotTree } from "../harness/tree";
@@ -43,24 +43,14 @@ describe("npm run main (the default stack) with the real Pulumi CLI", function (
     const stateContent = async () => {
         const r = await main("stack", "export", "--show-secrets");
         ok(r, "stack export");
-        const exported = JSON.parse(r.stdout) as { deployment?: { manifest?: unknown } };
-        delete exported.deployment?.manifest;
-        return exported;
+        return stateWithoutManifest(r.stdout);
     };
 
     before(async function () {
         const archive = systemDebianArchive();
-        const url = archive && `${archive.url}/dists/${archive.distribution}/InRelease`;
-        let why = archive ? undefined : "no Debian archive with a main component in /etc/apt/sources.list.d";
-        if (url) {
-            try {
-                const response = await request(url, { method: "HEAD", signal: AbortSignal.timeout(8_000) });
-                await response.body.dump();
-                why = response.statusCode === 200 ? undefined : `${url} answered ${response.statusCode}`;
-            } catch (err) {
-                why = `${url} is unreachable: ${(err as Error).message}`;
-            }
-        }
+        const why = archive
+            ? await archiveUnreachable(archive.url, archive.distribution)
+            : "no Debian archive with a main component in /etc/apt/sources.list.d";
         if (why) {
             console.log(`      skipped: the machine's Debian archive is not usable: ${why}`);
             this.skip();

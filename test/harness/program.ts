@@ -307,9 +307,7 @@ export async function createProgramStack(name: string, opts: ProgramOptions): Pr
             const saved = output;
             const r = await must(["stack", "export", "--show-secrets"]);
             output = saved;
-            const exported = JSON.parse(r.stdout) as { deployment?: { manifest?: unknown } };
-            delete exported.deployment?.manifest;
-            return exported;
+            return stateWithoutManifest(r.stdout);
         },
         async dispose() {
             await cli(["stack", "rm", "--yes", "--force", "--non-interactive"]);
@@ -320,6 +318,24 @@ export async function createProgramStack(name: string, opts: ProgramOptions): Pr
         },
     };
     return t;
+}
+
+/**
+ * `pulumi stack export --show-secrets` output without the manifest (the time of the last
+ * operation): what must not change when an operation fails.
+ */
+export function stateWithoutManifest(exportJson: string): unknown {
+    const exported = JSON.parse(exportJson) as { deployment?: { manifest?: unknown } };
+    delete exported.deployment?.manifest;
+    return exported;
+}
+
+/** The messages of the error diagnostics the engine reported, from the event log. */
+export function errorDiagnostics(r: CliResult): string[] {
+    return r.events
+        .map((e) => e.diagnosticEvent as { severity?: string; message?: string } | undefined)
+        .filter((d) => d?.severity === "error")
+        .map((d) => d!.message ?? "");
 }
 
 /** The stack's state files (under its file backend) whose text contains any of `needles`. */

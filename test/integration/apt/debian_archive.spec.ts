@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { request } from "undici";
 import { type AptMirrorSpec, type AptSourceSpec, resolveLock, syncMirror } from "../../../provider/apt/mirror";
 import { describeAptResult, makeAptClient } from "../../harness/fixtures/aptget";
+import { archiveUnreachable } from "../../harness/fixtures/archive";
 import { type GpgKeyring, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
@@ -86,20 +86,8 @@ function machineArchive(dir = "/etc/apt/sources.list.d"): ArchiveSource | string
 }
 
 /** Undefined when the archive's InRelease answers 200 within a few seconds, else why not. */
-async function unreachable(archive: ArchiveSource): Promise<string | undefined> {
-    const url = `${archive.uri.replace(/\/+$/, "")}/dists/${archive.suite}/InRelease`;
-    try {
-        const response = await request(url, {
-            method: "HEAD",
-            headersTimeout: 5_000,
-            bodyTimeout: 5_000,
-            signal: AbortSignal.timeout(8_000),
-        });
-        await response.body.dump();
-        return response.statusCode === 200 ? undefined : `${url} answered ${response.statusCode}`;
-    } catch (err) {
-        return `${url} is unreachable: ${(err as Error).message}`;
-    }
+function unreachable(archive: ArchiveSource): Promise<string | undefined> {
+    return archiveUnreachable(archive.uri, archive.suite);
 }
 
 describe("AptMirror from the machine's own Debian archive, judged by apt-get", function () {
