@@ -7,6 +7,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { type ParseError, parseTree, printParseErrorCode } from "jsonc-parser";
+import { writeFileAtomic } from "../provider/store/atomic";
 import { canonicalJson } from "../provider/store/canonical";
 
 /** SHA256 of the inputs a lock is resolved from, in canonical JSON. */
@@ -35,15 +37,7 @@ export interface PinnedLockOptions<L> {
 export async function pinnedLock<L>(opts: PinnedLockOptions<L>): Promise<L> {
     const file = opts.file ? path.resolve(opts.file) : undefined;
     if (file && fs.existsSync(file)) {
-        let saved: Record<string, unknown>;
-        try {
-            saved = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
-        } catch (cause) {
-            throw Object.assign(
-                new Error(`lockFile: ${opts.file} is not a lock file (${(cause as Error).message}): fix or remove it`),
-                { argument: "lockFile" },
-            );
-        }
+        const saved = readLockFile(file, opts.file ?? file);
         if (saved.inputs === opts.inputs && saved[opts.field] !== undefined) {
             return saved[opts.field] as L;
         }
@@ -51,12 +45,52 @@ export async function pinnedLock<L>(opts: PinnedLockOptions<L>): Promise<L> {
     }
     const lock = await opts.resolve();
     if (file && !pulumi.runtime.isDryRun()) {
-        const content = { version: 1, inputs: opts.inputs, ...opts.extra, [opts.field]: lock };
-        const tmp = `${file}.${process.pid}.tmp`;
-        fs.writeFileSync(tmp, `${JSON.stringify(content, null, 2)}\n`);
-        fs.renameSync(tmp, file);
+        const content = { version: LOCK_FILE_VERSION, inputs: opts.inputs, ...opts.extra, [opts.field]: lock };
+        writeFileAtomic(file, `${JSON.stringify(content, null, 2)}\n`);
     }
     return lock;
+}
+
+/** The lock file format this version writes and reads. */
+export const LOCK_FILE_VERSION = 1;
+
+/** `line L, column C` of a character offset in `text` (both 1-based). */
+function lineOf(text: string, offset: number): { line: number; column: number } {
+    const before = text.slice(0, offset).split("\n");
+    return { line: before.length, column: before[before.length - 1].length + 1 };
+}
+
+/**
+ * A lock file's content. Bad JSON is an error naming the file and the line; a file of another
+ * format version, or one that is not an object, is refused rather than guessed at.
+ */
+export function readLockFile(file: string, shown: string): Record<string, unknown> {
+    const text = fs.readFileSync(file, "utf8");
+    const refuse = (problem: string) =>
+        Object.assign(new Error(`lockFile: ${shown} ${problem}: fix or remove it`), { argument: "lockFile" });
+    let saved: unknown;
+    try {
+        saved = JSON.parse(text);
+    } catch {
+        // JSON.parse names a character offset at best; the line and column are what an editor
+        // goes to, and jsonc-parser (strict options: no comments, no trailing commas) finds them.
+        const errors: ParseError[] = [];
+        parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+        const first = errors[0];
+        const where = lineOf(text, first?.offset ?? text.length);
+        const reason = first ? `: ${printParseErrorCode(first.error)}` : "";
+        throw refuse(`is not valid JSON at line ${where.line}, column ${where.column}${reason}`);
+    }
+    if (typeof saved !== "object" || saved === null || Array.isArray(saved)) {
+        throw refuse("is not a lock file (not a JSON object)");
+    }
+    const version = (saved as { version?: unknown }).version;
+    if (version !== LOCK_FILE_VERSION) {
+        throw refuse(
+            `has format version ${JSON.stringify(version)}; this version of pulumi-airgap reads version ${LOCK_FILE_VERSION}`,
+        );
+    }
+    return saved as Record<string, unknown>;
 }
 
 /**

@@ -94,7 +94,7 @@ describe("pinnedLock", () => {
         assert.equal(resolved, 2);
         assert.equal(JSON.parse(fs.readFileSync(file, "utf8")).inputs, other);
         assert.deepEqual(
-            fs.readdirSync(dir).filter((f) => f.endsWith(".tmp")),
+            fs.readdirSync(dir).filter((f) => f.includes(".tmp")),
             [],
         );
     });
@@ -105,11 +105,42 @@ describe("pinnedLock", () => {
         await assert.rejects(
             pinnedLock({ name: "r", file, inputs: "x", field: "images", resolve: async () => ({}) }),
             (err: Error & { argument?: string }) => {
-                assert.match(err.message, /^lockFile: .*images\.lock\.json is not a lock file .*fix or remove it$/);
+                assert.match(
+                    err.message,
+                    /^lockFile: .*images\.lock\.json is not valid JSON at line 1, column 1: InvalidSymbol: fix or remove it$/,
+                );
                 assert.equal(err.argument, "lockFile");
                 return true;
             },
         );
         assert.equal(fs.readFileSync(file, "utf8"), "<<<<<<< merge conflict\n");
+    });
+
+    it("names the line and column of bad JSON in a lock file edited by hand", async () => {
+        const file = path.join(dir, "debian.lock.json");
+        const text = '{\n  "version": 1,\n  "inputs": "x"\n  "packages": {}\n}\n';
+        fs.writeFileSync(file, text);
+        await assert.rejects(
+            pinnedLock({ name: "d", file, inputs: "x", field: "packages", resolve: async () => ({}) }),
+            /^Error: lockFile: .*debian\.lock\.json is not valid JSON at line 4, column 3: CommaExpected: fix or remove it$/,
+        );
+        assert.equal(fs.readFileSync(file, "utf8"), text);
+    });
+
+    it("refuses a lock file of another format version, or one that is not an object, rather than guessing", async () => {
+        const file = path.join(dir, "debian.lock.json");
+        const resolve = async () => ({ "app/amd64": "1.0-1" });
+        for (const [content, reason] of [
+            [
+                '{"version": 2, "inputs": "x", "packages": {}}',
+                /has format version 2; this version of pulumi-airgap reads version 1/,
+            ],
+            ['{"inputs": "x", "packages": {}}', /has format version undefined/],
+            ["[1, 2]", /is not a lock file \(not a JSON object\)/],
+        ] as const) {
+            fs.writeFileSync(file, content);
+            await assert.rejects(pinnedLock({ name: "d", file, inputs: "x", field: "packages", resolve }), reason);
+            assert.equal(fs.readFileSync(file, "utf8"), content);
+        }
     });
 });
