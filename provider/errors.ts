@@ -22,7 +22,9 @@ export type AirgapErrorCode =
     /** A dependency could not be satisfied. */
     | "ERR_UNSATISFIABLE"
     /** A filesystem operation failed. */
-    | "ERR_IO";
+    | "ERR_IO"
+    /** A body, file, list or decompressed index is larger than the limit set for it; nothing was kept. */
+    | "ERR_TOO_LARGE";
 
 export interface AirgapErrorOptions {
     /** The argument (dotted path, e.g. `registries[0].source`) that the error is about. */
@@ -83,6 +85,7 @@ const CODES: ReadonlySet<string> = new Set<AirgapErrorCode>([
     "ERR_PARSE",
     "ERR_UNSATISFIABLE",
     "ERR_IO",
+    "ERR_TOO_LARGE",
 ]);
 
 /**

@@ -46,6 +46,13 @@ export interface FetchIndexesOptions extends HttpOptions {
  */
 export const DEFAULT_INDEX_COMPRESSIONS: readonly Compression[] = ["gz", "xz", "none"];
 
+/**
+ * The most an index may decompress to when the Release does not list its uncompressed size
+ * (Debian's archive does list it; some repositories list only the compressed files). Debian's
+ * largest Packages indexes are a few hundred MiB; more than this is refused as a decompression bomb.
+ */
+export const MAX_UNLISTED_INDEX_SIZE = 1024 * 1024 * 1024;
+
 /** What happened to one index. */
 export interface IndexReport {
     readonly component: string;
@@ -165,8 +172,10 @@ async function readIndex(
             `${release.suiteUrl}: ${describeMissing(release.release, target, compressions)} (component ${target.component}, architecture ${target.architecture})`,
         );
     }
-    // The signed hash of the uncompressed index, to check cache entries against.
-    const plain = lookupIndex(release.release, target.basePath)?.sha256;
+    // The signed hash of the uncompressed index, to check cache entries against, and its size.
+    const plainEntry = lookupIndex(release.release, target.basePath);
+    const plain = plainEntry?.sha256;
+    const limit = plainEntry === undefined ? undefined : { path: plainEntry.path, size: plainEntry.size };
     const base = { component: target.component, architecture: target.architecture };
 
     for (const candidate of candidates) {
@@ -200,7 +209,7 @@ async function readIndex(
                     expected: { size: candidate.size, sha256: candidate.sha256 },
                     tempPath: `${downloaded}.part`,
                 });
-                await storeDecompressed(cache, candidate, downloaded, plain, url);
+                await storeDecompressed(cache, candidate, downloaded, plain, limit, url);
                 const count = await parseEntry(cache, candidate, target, plain, add, release.suiteUrl);
                 if (count === undefined) {
                     throw new AirgapError("ERR_IO", `cache entry for ${url} vanished while reading it`);
@@ -244,12 +253,32 @@ function withContext(err: unknown, context: string): unknown {
     return err;
 }
 
-/** Decompresses a verified download into the cache, checking the result against `plainSha256` when listed. */
+/** The error for an index that decompresses to more than it may. */
+function decompressedTooLarge(
+    candidate: IndexCandidate,
+    url: string,
+    plain: { path: string; size: number } | undefined,
+): AirgapError {
+    const what = `${candidate.path} (${url})`;
+    return new AirgapError(
+        "ERR_TOO_LARGE",
+        plain === undefined
+            ? `${what} decompresses to more than ${MAX_UNLISTED_INDEX_SIZE} bytes, the limit for an index whose uncompressed size the Release does not list`
+            : `${what} decompresses to more than ${plain.size} bytes, the size the signed Release lists for ${plain.path}`,
+    );
+}
+
+/**
+ * Decompresses a verified download into the cache, checking the result against `plainSha256`
+ * when listed. Decompression stops (ERR_TOO_LARGE, nothing cached) once the output passes the
+ * signed size of the uncompressed index (`plain`), or `MAX_UNLISTED_INDEX_SIZE` when unlisted.
+ */
 async function storeDecompressed(
     cache: IndexCache,
     candidate: IndexCandidate,
     downloaded: string,
     plainSha256: string | undefined,
+    plain: { path: string; size: number } | undefined,
     url: string,
 ): Promise<void> {
     const tmp = await cache.tempPath(candidate.sha256);
@@ -263,11 +292,17 @@ async function storeDecompressed(
         });
         try {
             await pipeline(
-                decompress(createReadStream(downloaded), candidate.compression as Decompression),
+                decompress(createReadStream(downloaded), candidate.compression as Decompression, {
+                    maxBytes: plain?.size ?? MAX_UNLISTED_INDEX_SIZE,
+                    error: () => decompressedTooLarge(candidate, url, plain),
+                }),
                 hasher,
                 createWriteStream(tmp),
             );
         } catch (cause) {
+            if (hasCode(cause, "ERR_TOO_LARGE")) {
+                throw cause;
+            }
             throw new AirgapError(
                 "ERR_VERIFICATION",
                 `${url}: cannot be decompressed (${candidate.compression}): ${(cause as Error).message}`,

@@ -14,6 +14,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
+import { contentLengthOf, readBodyCapped } from "./body";
 import { parseRetryAfter, type RetryOptions, retryDelay } from "./retry";
 
 export type { RetryOptions } from "./retry";
@@ -215,14 +216,14 @@ export async function openOnce(url: string, options: HttpOptions = {}): Promise<
     });
     const { statusCode, headers, body } = response;
     if (statusCode >= 200 && statusCode < 300) {
-        const lengthText = headers["content-length"];
-        const length = typeof lengthText === "string" && /^\d+$/.test(lengthText) ? Number(lengthText) : undefined;
-        return { url, statusCode, headers, contentLength: length, body };
+        return { url, statusCode, headers, contentLength: contentLengthOf(headers), body };
     }
     // Read a little of the error body for the message, then drop the rest.
     let detail = "";
     try {
-        detail = (await body.text()).slice(0, 200).trim();
+        detail = (await readBodyCapped(body, 200, `GET ${url}: error body`, { overflow: "truncate" }))
+            .toString("utf8")
+            .trim();
     } catch {
         // the status is what matters
     }
@@ -251,28 +252,14 @@ export async function getBytes(url: string, options: GetBytesOptions = {}): Prom
     const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     return withRetries(url, options, async () => {
         const response = await openOnce(url, options);
-        if (response.contentLength !== undefined && response.contentLength > maxBytes) {
-            discard(response.body);
-            throw new AirgapError(
-                "ERR_NETWORK",
-                `GET ${url}: body of ${response.contentLength} bytes exceeds the limit of ${maxBytes}`,
-            );
-        }
-        const chunks: Buffer[] = [];
-        let received = 0;
-        for await (const chunk of response.body) {
-            const buffer = chunk as Buffer;
-            received += buffer.length;
-            if (received > maxBytes) {
-                discard(response.body);
-                throw new AirgapError("ERR_NETWORK", `GET ${url}: body exceeds the limit of ${maxBytes} bytes`);
-            }
-            chunks.push(buffer);
-        }
+        const bytes = await readBodyCapped(response.body, maxBytes, `GET ${url}: the body`, {
+            declaredLength: response.contentLength,
+        });
+        const received = bytes.length;
         if (response.contentLength !== undefined && received !== response.contentLength) {
             throw truncatedBody(received, response.contentLength);
         }
-        return Buffer.concat(chunks, received);
+        return bytes;
     });
 }
 

@@ -4,11 +4,16 @@
  * gzip uses node's zlib; xz uses `xz-decompress` (xz-embedded in WebAssembly, no native build),
  * loaded on first use. Should that package be missing (a trimmed install), `xz` is reported as
  * unsupported and callers pick another variant of the index.
+ *
+ * A caller that knows how large the output may be (an index's signed size) passes `maxBytes`:
+ * decompression stops, and the stream fails with ERR_TOO_LARGE, as soon as more comes out, so a
+ * small compressed file cannot fill the disk or memory (a "decompression bomb").
  */
 
-import { pipeline, Readable } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import type { ReadableStream } from "node:stream/web";
 import { createGunzip } from "node:zlib";
+import { tooLarge } from "./body";
 
 export type Decompression = "gz" | "xz" | "none";
 
@@ -41,11 +46,24 @@ export function supportedCompressions(): Decompression[] {
     return (["xz", "gz", "none"] as const).filter((c) => canDecompress(c));
 }
 
+export interface DecompressLimit {
+    /** The most bytes the output may have. */
+    readonly maxBytes: number;
+    /** The error the stream fails with past `maxBytes`; defaults to ERR_TOO_LARGE naming the limit. */
+    readonly error?: () => Error;
+}
+
 /**
  * The decompressed bytes of `input`. Corrupt input makes the returned stream fail; callers
- * SHOULD verify the compressed bytes before decompressing them.
+ * SHOULD verify the compressed bytes before decompressing them. With `limit`, the stream fails
+ * once the output passes `limit.maxBytes`, and the decompressor and `input` are destroyed.
  */
-export function decompress(input: Readable, compression: Decompression): Readable {
+export function decompress(input: Readable, compression: Decompression, limit?: DecompressLimit): Readable {
+    const output = decompressed(input, compression);
+    return limit === undefined ? output : capped(output, limit);
+}
+
+function decompressed(input: Readable, compression: Decompression): Readable {
     switch (compression) {
         case "none":
             return input;
@@ -61,4 +79,20 @@ export function decompress(input: Readable, compression: Decompression): Readabl
             return Readable.fromWeb(new xz.XzReadableStream(web) as never);
         }
     }
+}
+
+/** `stream`, failing once more than `limit.maxBytes` bytes have passed; then `stream` is destroyed. */
+function capped(stream: Readable, limit: DecompressLimit): Readable {
+    let total = 0;
+    const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+            total += chunk.length;
+            if (total > limit.maxBytes) {
+                callback(limit.error?.() ?? tooLarge("decompressed output", limit.maxBytes));
+                return;
+            }
+            callback(null, chunk);
+        },
+    });
+    return pipeline(stream, counter, () => undefined);
 }

@@ -38,7 +38,7 @@ import {
 import { familiarName } from "./reference";
 import { formatImageLocation } from "./transports";
 import type { BlobReader, ImageDestination, ImageLocation, ImageSource, ManifestBlob } from "./types";
-import { Limiter } from "../store/concurrency";
+import { forEachLimited, Limiter } from "../store/concurrency";
 
 /** A snapshot of the work done so far, passed to `onProgress`. */
 export interface CopyProgress {
@@ -117,6 +117,13 @@ export interface CopyImagesOptions extends CopyOptions {
 }
 
 const MAX_INDEX_DEPTH = 4;
+/**
+ * An index listing more distinct child manifests than this is refused (ERR_TOO_LARGE). Real
+ * multi-platform indexes list a few dozen; a child listed several times counts once.
+ */
+export const MAX_INDEX_CHILDREN = 1024;
+/** Child manifests of one index fetched at the same time (their blobs share the run's limiter). */
+const CHILD_CONCURRENCY = 4;
 
 /**
  * A stream that asks the source for the blob only when first read, so a destination that
@@ -251,6 +258,11 @@ function describeDestination(location: ImageLocation, digest: string): string {
         : `${location.transport}:${location.path}@${digest}`;
 }
 
+/** "index sha256:... of <source location>", for errors about an index's children. */
+function indexName(req: CopyImageRequest, digest: string): string {
+    return `index ${digest} of ${formatImageLocation(req.source.location)}`;
+}
+
 function platformName(d: Descriptor): string {
     return d.platform === undefined ? "unknown" : formatPlatform(normalizePlatform(d.platform));
 }
@@ -339,7 +351,7 @@ async function copyTree(
                 `index ${blob.digest}: indexes nested more than ${MAX_INDEX_DEPTH} deep`,
             );
         }
-        await copyChildren(run, req, parsed.manifests, stats, depth);
+        await copyChildren(run, req, parsed.manifests, stats, depth, indexName(req, blob.digest));
     } else {
         await Promise.all(referencedBlobs(parsed).map((d) => copyBlob(run, req, d, stats)));
     }
@@ -359,23 +371,64 @@ async function copyTree(
     return digest;
 }
 
+/**
+ * The children of an index, each digest once (in the order first listed). A digest listed with two
+ * sizes is ERR_VERIFICATION; more than `MAX_INDEX_CHILDREN` distinct children is ERR_TOO_LARGE.
+ * `what` names the index for errors.
+ */
+export function distinctChildren(children: readonly Descriptor[], what: string): Descriptor[] {
+    const byDigest = new Map<string, Descriptor>();
+    for (const d of children) {
+        const seen = byDigest.get(d.digest);
+        if (seen === undefined) {
+            if (byDigest.size >= MAX_INDEX_CHILDREN) {
+                throw new AirgapError(
+                    "ERR_TOO_LARGE",
+                    `${what} lists more distinct child manifests than the ${MAX_INDEX_CHILDREN} allowed`,
+                );
+            }
+            byDigest.set(d.digest, d);
+        } else if (seen.size !== d.size) {
+            throw new AirgapError(
+                "ERR_VERIFICATION",
+                `${what} lists manifest ${d.digest} with two sizes (${seen.size} and ${d.size} bytes)`,
+            );
+        }
+    }
+    return [...byDigest.values()];
+}
+
+/**
+ * Copies the children of an index, each digest once, `CHILD_CONCURRENCY` at a time. Every child
+ * started is let finish; the first failure is then thrown and no further child is started.
+ */
 async function copyChildren(
     run: CopyRun,
     req: CopyImageRequest,
     children: readonly Descriptor[],
     stats: ImageStats,
     depth: number,
+    what: string,
 ): Promise<void> {
-    // Children share the blob limiter, so starting them together is bounded.
-    const results = await Promise.allSettled(
-        children.map(async (d) => {
-            const child = await getChild(req.source, d);
-            await copyTree(run, req, child.blob, child.parsed, "digest", stats, depth + 1);
-        }),
+    const distinct = distinctChildren(children, what);
+    const stop = new AbortController();
+    let failure: { error: unknown } | undefined;
+    await forEachLimited(
+        distinct,
+        CHILD_CONCURRENCY,
+        async (d) => {
+            try {
+                const child = await getChild(req.source, d);
+                await copyTree(run, req, child.blob, child.parsed, "digest", stats, depth + 1);
+            } catch (error) {
+                failure ??= { error };
+                stop.abort();
+            }
+        },
+        { signal: stop.signal },
     );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed !== undefined) {
-        throw failed.reason;
+    if (failure !== undefined) {
+        throw failure.error;
     }
 }
 
@@ -408,7 +461,8 @@ async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageRe
                 `${source} (${top.digest}) has no image for ${missing.join(", ")}; it has ${availablePlatforms(parsed)}`,
             );
         }
-        const whole = parsed.manifests.every((d) => selected.some((s) => s.digest === d.digest));
+        const selectedDigests = new Set(selected.map((d) => d.digest));
+        const whole = parsed.manifests.every((d) => selectedDigests.has(d.digest));
         if (!whole) {
             const platformDigests: Record<string, string> = {};
             for (const d of selected) {
@@ -416,7 +470,7 @@ async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageRe
             }
             const single = selected.length === 1 ? selected[0]! : undefined;
             if (single === undefined) {
-                await copyChildren(run, req, selected, stats, 0);
+                await copyChildren(run, req, selected, stats, 0, indexName(req, top.digest));
             } else {
                 const child = await getChild(req.source, single);
                 // A docker destination named by digest (the index's) cannot take the child under that name.

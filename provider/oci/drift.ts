@@ -33,7 +33,7 @@ async function checkRegistry(p: PushedImage, open: { registry: (domain: string) 
             return { kind: "moved", digest: at };
         }
     }
-    for (const d of p.manifests) {
+    for (const d of new Set(p.manifests)) {
         if ((await probe(`${base}@${d}`, d)) === undefined) {
             return { kind: "missing", why: `${base.slice("docker://".length)}@${d} is missing` };
         }
@@ -56,7 +56,7 @@ async function checkLayout(p: PushedImage, index: LayoutIndex | undefined, dir: 
         }
     }
     if (dir !== undefined) {
-        for (const d of p.manifests) {
+        for (const d of new Set(p.manifests)) {
             try {
                 await fsp.access(blobPath(dir, d));
             } catch {

@@ -8,9 +8,9 @@
  * Shared by the layout source and destination and by the archive transport.
  */
 
-import { promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { AirgapError } from "../errors";
+import { AirgapError, isAirgapError } from "../errors";
+import { readFileCapped } from "../http/body";
 import { writeFileAtomic } from "../store/atomic";
 import { parseDigest } from "./digest";
 import { type Descriptor, MEDIA_TYPE_OCI_INDEX, parseDescriptor } from "./manifest";
@@ -20,6 +20,10 @@ export const OCI_INDEX_FILE = "index.json";
 export const OCI_BLOBS_DIR = "blobs";
 export const OCI_LAYOUT_VERSION = "1.0.0";
 export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
+/** `oci-layout` holds one short JSON object; more than this is refused. */
+export const MAX_LAYOUT_FILE_SIZE = 64 * 1024;
+/** `index.json` (of a layout or an archive) larger than this is refused: some 100 000 entries. */
+export const MAX_LAYOUT_INDEX_SIZE = 32 * 1024 * 1024;
 
 // image-spec annotations.md: the grammar of `org.opencontainers.image.ref.name`.
 const REF_COMPONENT = "[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*";
@@ -119,8 +123,11 @@ export async function readLayout(dir: string): Promise<LayoutIndex> {
     const layoutFile = path.join(dir, OCI_LAYOUT_FILE);
     let text: string;
     try {
-        text = await fsp.readFile(layoutFile, "utf8");
+        text = (await readFileCapped(layoutFile, MAX_LAYOUT_FILE_SIZE, layoutFile)).toString("utf8");
     } catch (cause) {
+        if (isAirgapError(cause)) {
+            throw cause;
+        }
         if ((cause as NodeJS.ErrnoException).code === "ENOENT") {
             throw new AirgapError("ERR_NOT_FOUND", `${dir} is not an OCI image layout: ${layoutFile} is missing`, {
                 cause,
@@ -132,8 +139,11 @@ export async function readLayout(dir: string): Promise<LayoutIndex> {
     const indexFile = path.join(dir, OCI_INDEX_FILE);
     let bytes: Buffer;
     try {
-        bytes = await fsp.readFile(indexFile);
+        bytes = await readFileCapped(indexFile, MAX_LAYOUT_INDEX_SIZE, indexFile);
     } catch (cause) {
+        if (isAirgapError(cause)) {
+            throw cause;
+        }
         if ((cause as NodeJS.ErrnoException).code === "ENOENT") {
             throw new AirgapError("ERR_NOT_FOUND", `${dir} is not an OCI image layout: ${indexFile} is missing`, {
                 cause,

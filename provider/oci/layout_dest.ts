@@ -12,6 +12,7 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { AirgapError, invalidArgument, isAirgapError } from "../errors";
+import { readFileCapped } from "../http/body";
 import { writeStreamAtomic } from "../store/atomic";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
 import {
@@ -20,6 +21,7 @@ import {
     checkLayoutFile,
     emptyLayoutIndex,
     isValidRefName,
+    MAX_LAYOUT_FILE_SIZE,
     OCI_INDEX_FILE,
     OCI_LAYOUT_FILE,
     OCI_LAYOUT_VERSION,
@@ -69,8 +71,11 @@ export class OciLayoutImageDestination implements ImageDestination {
         const layoutFile = path.join(dir, OCI_LAYOUT_FILE);
         let existing: string | undefined;
         try {
-            existing = await fsp.readFile(layoutFile, "utf8");
+            existing = (await readFileCapped(layoutFile, MAX_LAYOUT_FILE_SIZE, layoutFile)).toString("utf8");
         } catch (cause) {
+            if (isAirgapError(cause)) {
+                throw cause;
+            }
             if ((cause as NodeJS.ErrnoException).code !== "ENOENT") {
                 throw new AirgapError("ERR_IO", `reading ${layoutFile}`, { cause });
             }
@@ -180,7 +185,12 @@ export class OciLayoutImageDestination implements ImageDestination {
             }
         }
         const { blobs, children } = references(parsed);
+        const checked = new Set<string>();
         for (const d of [...blobs, ...children]) {
+            if (checked.has(d.digest)) {
+                continue;
+            }
+            checked.add(d.digest);
             if (!(await this.hasBlob(d.digest))) {
                 const what = children.includes(d) ? "child manifest" : "blob";
                 throw new AirgapError(

@@ -4,6 +4,7 @@
 
 import { createReadStream, promises as fsp } from "node:fs";
 import { AirgapError, isAirgapError } from "../errors";
+import { readFileCapped } from "../http/body";
 import { digestOf, parseDigest } from "./digest";
 import { blobPath, findByRefName, type LayoutIndex, readLayout, refNames } from "./layout";
 import { type Descriptor, parseManifest } from "./manifest";
@@ -55,14 +56,7 @@ export class OciLayoutImageSource implements ImageSource {
         const file = blobPath(this.location.path, want);
         let bytes: Buffer;
         try {
-            const st = await fsp.stat(file);
-            if (st.size > MAX_MANIFEST_SIZE) {
-                throw new AirgapError(
-                    "ERR_PARSE",
-                    `manifest ${want} in ${this.location.path} is ${st.size} bytes, more than the ${MAX_MANIFEST_SIZE} allowed`,
-                );
-            }
-            bytes = await fsp.readFile(file);
+            bytes = await readFileCapped(file, MAX_MANIFEST_SIZE, `manifest ${want} in ${this.location.path}`);
         } catch (cause) {
             throw notFoundOrIo(cause, `manifest ${want}`, this.location.path);
         }

@@ -5,8 +5,16 @@
 
 import { createReadStream, promises as fsp } from "node:fs";
 import * as tar from "tar-stream";
-import { AirgapError, invalidArgument } from "../errors";
-import { findByRefName, type LayoutIndex, OCI_INDEX_FILE, parseLayoutIndex, readLayout } from "./layout";
+import { AirgapError, invalidArgument, isAirgapError } from "../errors";
+import { readBodyCapped } from "../http/body";
+import {
+    findByRefName,
+    type LayoutIndex,
+    MAX_LAYOUT_INDEX_SIZE,
+    OCI_INDEX_FILE,
+    parseLayoutIndex,
+    readLayout,
+} from "./layout";
 import { parseDockerConfig } from "./auth";
 import { resolveTags } from "./resolve";
 import type { RegistryOptions } from "./registry_transport";
@@ -109,11 +117,9 @@ export async function readArchiveIndex(file: string): Promise<LayoutIndex> {
         for await (const entry of extract) {
             const name = entry.header.name.replace(/^(\.\/)+/, "");
             if (name === OCI_INDEX_FILE) {
-                const chunks: Buffer[] = [];
-                for await (const chunk of entry) {
-                    chunks.push(Buffer.from(chunk as Uint8Array));
-                }
-                bytes = Buffer.concat(chunks);
+                bytes = await readBodyCapped(entry, MAX_LAYOUT_INDEX_SIZE, `${where}: index.json`, {
+                    declaredLength: entry.header.size,
+                });
             } else {
                 for await (const _ of entry) {
                     // skipped
@@ -121,6 +127,9 @@ export async function readArchiveIndex(file: string): Promise<LayoutIndex> {
             }
         }
     } catch (cause) {
+        if (isAirgapError(cause)) {
+            throw cause;
+        }
         throw new AirgapError("ERR_PARSE", `reading ${where}`, { cause });
     } finally {
         input.destroy();

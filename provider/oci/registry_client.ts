@@ -32,6 +32,7 @@ import {
     parseWwwAuthenticate,
     type RegistryCredentials,
 } from "./auth";
+import { contentLengthOf, readJsonCapped } from "../http/body";
 import { parseRetryAfter, type RetryOptions, retryDelay } from "../http/retry";
 import { DOCKER_HUB_DOMAIN } from "./reference";
 import {
@@ -124,6 +125,8 @@ const MAX_REDIRECTS = 5;
 const TOKEN_EXPIRY_MARGIN_MS = 10_000;
 /** The distribution token spec's default lifetime when `expires_in` is absent. */
 const DEFAULT_TOKEN_LIFETIME_S = 60;
+/** A token answer larger than this is refused (tokens are a few KiB). */
+export const MAX_TOKEN_RESPONSE_SIZE = 1024 * 1024;
 
 /** A client for one registry host. Safe for concurrent requests; `close` once when done. */
 export class RegistryClient {
@@ -496,11 +499,16 @@ export class RegistryClient {
                 `${tokenWhat}: answered ${res.statusCode} (${describeErrorBody(text)})`,
             );
         }
-        let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+        let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown } | null;
         try {
-            doc = (await res.body.json()) as typeof doc;
+            doc = (await readJsonCapped(res.body, MAX_TOKEN_RESPONSE_SIZE, tokenWhat, {
+                declaredLength: contentLengthOf(res.headers),
+            })) as typeof doc;
         } catch (cause) {
-            throw new AirgapError("ERR_PARSE", `${tokenWhat}: the answer is not JSON`, { cause });
+            throw isAirgapError(cause) ? cause : this.networkError(`${tokenWhat}: reading the answer`, cause);
+        }
+        if (typeof doc !== "object" || doc === null) {
+            throw new AirgapError("ERR_PARSE", `${tokenWhat}: the answer is not a JSON object`);
         }
         const token =
             typeof doc.token === "string" && doc.token !== ""

@@ -3,6 +3,7 @@
  * worth a retry, pagination links, upload ranges, and the registry's error bodies.
  */
 
+import { readBodyCapped } from "../http/body";
 import { RETRYABLE_NETWORK_CODES } from "../http/client";
 import type { RegistryResponse } from "./registry_client";
 
@@ -95,22 +96,15 @@ export function errorCodes(text: string): string[] {
     }
 }
 
-/** Reads an error body (bounded) as text. */
+/** Reads an error body as text: its first `MAX_ERROR_BODY` bytes, the rest cancelled. */
 export async function readErrorText(res: RegistryResponse): Promise<string> {
-    const chunks: Buffer[] = [];
-    let size = 0;
     try {
-        for await (const chunk of res.body) {
-            const b = chunk as Buffer;
-            if (size < MAX_ERROR_BODY) {
-                chunks.push(b);
-            }
-            size += b.length;
-        }
+        const bytes = await readBodyCapped(res.body, MAX_ERROR_BODY, "error body", { overflow: "truncate" });
+        return bytes.toString("utf8");
     } catch {
         // the status says enough
+        return "";
     }
-    return Buffer.concat(chunks).toString("utf8").slice(0, MAX_ERROR_BODY);
 }
 
 /** The first value of a header. */

@@ -9,6 +9,7 @@
  */
 
 import { PassThrough, type Readable } from "node:stream";
+import { contentLengthOf, readBodyCapped, readJsonCapped } from "../http/body";
 import { retryDelay } from "../http/retry";
 import { AirgapError, isAirgapError } from "../errors";
 import { DigestVerifier, digestOf, isDigest, parseDigest } from "./digest";
@@ -29,6 +30,8 @@ import type { BlobReader, DockerLocation, ImageSource, ManifestBlob } from "./ty
 
 /** Manifests larger than this are refused rather than read into memory (as other clients do). */
 export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
+/** One page of a tag list larger than this is refused. */
+export const MAX_TAG_LIST_PAGE_SIZE = 16 * 1024 * 1024;
 
 export interface RegistrySourceOptions {
     /**
@@ -53,31 +56,18 @@ export function servedMediaType(contentType: string | undefined): string | undef
         : base;
 }
 
-/** Reads a manifest body, refusing more than `MAX_MANIFEST_SIZE` bytes. */
+/** Reads a manifest body, refusing more than `MAX_MANIFEST_SIZE` bytes (ERR_TOO_LARGE). */
 export async function readManifestBody(res: RegistryResponse, what: string): Promise<Buffer> {
-    const declared = Number(header(res, "content-length") ?? "0");
-    if (declared > MAX_MANIFEST_SIZE) {
-        await res.body.dump();
-        throw new AirgapError("ERR_PARSE", `${what} is ${declared} bytes, more than the ${MAX_MANIFEST_SIZE} allowed`);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
     try {
-        for await (const chunk of res.body) {
-            size += (chunk as Buffer).length;
-            if (size > MAX_MANIFEST_SIZE) {
-                res.body.destroy();
-                throw new AirgapError("ERR_PARSE", `${what} is more than the ${MAX_MANIFEST_SIZE} bytes allowed`);
-            }
-            chunks.push(chunk as Buffer);
-        }
+        return await readBodyCapped(res.body, MAX_MANIFEST_SIZE, what, {
+            declaredLength: contentLengthOf(res.headers),
+        });
     } catch (cause) {
         if (isAirgapError(cause)) {
             throw cause;
         }
         throw new AirgapError("ERR_NETWORK", `reading ${what}`, { cause });
     }
-    return Buffer.concat(chunks);
 }
 
 /**
@@ -363,13 +353,18 @@ export async function listTags(client: RegistryClient, repository: string, missi
                 `${what}: registry answered ${res.status} (${describeErrorBody(text)})`,
             );
         }
-        let doc: { tags?: unknown };
+        let doc: { tags?: unknown } | null;
         try {
-            doc = (await res.body.json()) as { tags?: unknown };
+            doc = (await readJsonCapped(res.body, MAX_TAG_LIST_PAGE_SIZE, what, {
+                declaredLength: contentLengthOf(res.headers),
+            })) as { tags?: unknown } | null;
         } catch (cause) {
-            throw new AirgapError("ERR_PARSE", `${what}: the answer is not JSON`, { cause });
+            if (isAirgapError(cause)) {
+                throw cause;
+            }
+            throw new AirgapError("ERR_NETWORK", `reading ${what}`, { cause });
         }
-        if (Array.isArray(doc.tags)) {
+        if (typeof doc === "object" && doc !== null && Array.isArray(doc.tags)) {
             tags.push(...doc.tags.filter((t): t is string => typeof t === "string"));
         }
         url = nextLink(header(res, "link"), res.url)?.toString();
