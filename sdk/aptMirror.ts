@@ -1,7 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
-import { APT_DEFAULTS, type AptLock, type AptSourceSpec, resolveProgramLock } from "../provider/apt/mirror";
-import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
+import * as path from "node:path";
+import {
+    APT_DEFAULTS,
+    type AptLock,
+    type AptProgramLock,
+    type AptSourceSpec,
+    resolveProgramLock,
+} from "../provider/apt/mirror";
+import { writeFileAtomic } from "../provider/store/atomic";
+import { inputsDigest, pinnedLock, readLockFile, resolvingInput } from "./lock";
 
 export interface AptSourceArgs {
     /** Repository root, e.g. "http://deb.debian.org/debian". */
@@ -14,12 +22,21 @@ export interface AptSourceArgs {
     architectures?: pulumi.Input<pulumi.Input<string>[]>;
     /** Armored public key(s) the upstream Release is signed with. */
     key?: pulumi.Input<string>;
-    /** URL of the upstream key (mini-mirror's source_key_url). */
+    /**
+     * URL of the upstream key (mini-mirror's source_key_url): https:// or file://; http:// only
+     * together with `keyFingerprints`, which then pin the key fetched in clear.
+     */
     keyUrl?: pulumi.Input<string>;
     /** Path of a keyring file (.asc or binary .gpg), e.g. /usr/share/keyrings/debian-archive-keyring.gpg. */
     keyring?: pulumi.Input<string>;
     /** Accept an unsigned upstream. Defaults to false. */
     allowUnsigned?: pulumi.Input<boolean>;
+    /**
+     * Primary-key fingerprints (40 or 64 hex digits; spaces allowed, any case), as
+     * `gpg --fingerprint` shows them. When given, only listed keys may verify the upstream
+     * Release, whichever of `key`, `keyUrl` and `keyring` supplied them; other keys are ignored.
+     */
+    keyFingerprints?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 export interface AptPublishArgs {
@@ -31,6 +48,13 @@ export interface AptPublishArgs {
     distribution?: pulumi.Input<string>;
     origin?: pulumi.Input<string>;
     label?: pulumi.Input<string>;
+    /**
+     * Writes `Valid-Until` (the publish time plus this) into the published Release, so apt clients
+     * refuse the mirror once it is that stale: "7d", "12h", "30m", "90s" or a number of seconds.
+     * A refresh reports a Release less than half this from expiry as drift, and the next
+     * `pulumi up` signs it again. Defaults to none (no `Valid-Until`).
+     */
+    validFor?: pulumi.Input<string | number>;
 }
 
 export interface AptSigningArgs {
@@ -60,6 +84,12 @@ export interface AptMirrorArgs {
     lockFile?: string;
     /** Downloads at once. Defaults to 8. */
     concurrency?: pulumi.Input<number>;
+    /**
+     * Accept an upstream Release dated before the one last synced. Defaults to false: the lock
+     * records the upstream Release `Date`, and preview refuses an older one (a server replaying
+     * an old, still correctly signed Release to hold back updates).
+     */
+    allowDowngrade?: pulumi.Input<boolean>;
 }
 
 interface Resolved {
@@ -70,10 +100,15 @@ interface Resolved {
     root: string;
 }
 
-/** Resolves the lock while the program runs (preview too), or reads it from the lock file. */
-function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<AptLock> {
+/**
+ * Resolves the lock while the program runs (preview too), or reads it from the lock file. The
+ * lock file also keeps the upstream Release date beside the packages (`upstreamDate`); a lock
+ * file written without it still pins the packages, with no date to compare.
+ */
+async function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<AptProgramLock> {
     const { url, distribution, components, architectures } = r.source;
-    return pinnedLock({
+    let resolved: AptProgramLock | undefined;
+    const packages = await pinnedLock<AptLock>({
         name,
         file: lockFile,
         inputs: inputsDigest({
@@ -87,16 +122,40 @@ function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promi
         }),
         field: "packages",
         extra: { source: { url, distribution } },
-        resolve: () =>
-            resolveProgramLock({
+        resolve: async () => {
+            resolved = await resolveProgramLock({
                 source: r.source,
                 queries: r.queries,
                 withDeps: r.withDeps,
                 followRecommends: r.followRecommends,
                 root: r.root,
                 dryRun: pulumi.runtime.isDryRun(),
-            }),
+            });
+            return resolved.packages;
+        },
     });
+    if (resolved !== undefined) {
+        if (lockFile !== undefined && resolved.upstreamDate !== undefined && !pulumi.runtime.isDryRun()) {
+            writeUpstreamDate(lockFile, resolved.upstreamDate);
+        }
+        return resolved;
+    }
+    const upstreamDate = lockFile === undefined ? undefined : readUpstreamDate(lockFile);
+    return upstreamDate === undefined ? { packages } : { packages, upstreamDate };
+}
+
+/** The `upstreamDate` of a lock file, or undefined (an older lock file, or none). */
+function readUpstreamDate(file: string): string | undefined {
+    // pinnedLock has just read and checked the same file.
+    const saved = readLockFile(path.resolve(file), file);
+    return typeof saved.upstreamDate === "string" ? saved.upstreamDate : undefined;
+}
+
+/** Adds `upstreamDate` to the lock file `pinnedLock` just wrote, atomically. */
+function writeUpstreamDate(file: string, upstreamDate: string): void {
+    const target = path.resolve(file);
+    const saved = readLockFile(target, file);
+    writeFileAtomic(target, `${JSON.stringify({ ...saved, upstreamDate }, null, 2)}\n`);
 }
 
 /**
@@ -119,6 +178,10 @@ export class AptMirror extends pulumi.dynamic.Resource {
     declare public readonly publicKey: pulumi.Output<string>;
     /** Problems found by the last refresh; empty when the mirror is as published. */
     declare public readonly drift: pulumi.Output<string[]>;
+    /** `Date` of the upstream Release of the last sync (ISO 8601). */
+    declare public readonly syncedReleaseDate: pulumi.Output<string | undefined>;
+    /** `Valid-Until` of the published Release (ISO 8601), with `publish.validFor`. */
+    declare public readonly validUntil: pulumi.Output<string | undefined>;
 
     constructor(name: string, args: AptMirrorArgs, opts?: pulumi.CustomResourceOptions) {
         const source = pulumi.output(args.source).apply((s) => ({
@@ -148,7 +211,10 @@ export class AptMirror extends pulumi.dynamic.Resource {
             name,
             {
                 source,
-                packages: lock,
+                packages: lock.apply((l) => l.packages),
+                // The upstream Release date of the lock: check refuses one older than the last.
+                upstreamDate: lock.apply((l) => l.upstreamDate),
+                allowDowngrade: args.allowDowngrade ?? false,
                 publish: args.publish,
                 // Secret even when the program passes it as plain text: never in clear in the state.
                 signing: args.signing === undefined ? undefined : pulumi.secret(args.signing),
@@ -160,6 +226,8 @@ export class AptMirror extends pulumi.dynamic.Resource {
                 publishedPath: undefined,
                 publicKey: undefined,
                 drift: undefined,
+                syncedReleaseDate: undefined,
+                validUntil: undefined,
             },
             { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "signing"] },
             "airgap",

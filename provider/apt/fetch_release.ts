@@ -2,7 +2,7 @@
 
 import * as path from "node:path";
 import * as fs from "node:fs";
-import { AirgapError, invalidArgument } from "../errors";
+import { AirgapError, hasCode, invalidArgument } from "../errors";
 import { getOptionalBytes, type HttpOptions, joinUrl } from "../http/client";
 import { sha256, writeFileAtomic } from "../store/atomic";
 import { touch } from "../store/prune";
@@ -36,6 +36,11 @@ export interface FetchReleaseOptions extends HttpOptions {
     readonly allowExpired?: boolean;
     /** The time for `Valid-Until` and signature checks. Defaults to now. */
     readonly now?: Date;
+    /**
+     * The argument that chose the keys (e.g. "source.keyFingerprints"): a signature that does
+     * not verify with them is an `ERR_VERIFICATION` naming it. Defaults to none.
+     */
+    readonly keysArgument?: string;
 }
 
 export interface FetchedRelease {
@@ -78,6 +83,21 @@ function checkUrl(url: string): string {
 
 function keysOf(keys: VerificationKeys | (() => Promise<VerificationKeys>)): Promise<VerificationKeys> {
     return typeof keys === "function" ? keys() : Promise.resolve(keys);
+}
+
+/** `verify()`, its verification failure named after `keysArgument` when there is one. */
+async function verifying<T>(keysArgument: string | undefined, verify: () => Promise<T>): Promise<T> {
+    try {
+        return await verify();
+    } catch (err) {
+        if (keysArgument === undefined || !hasCode(err, "ERR_VERIFICATION") || (err as AirgapError).argument) {
+            throw err;
+        }
+        throw new AirgapError("ERR_VERIFICATION", `${keysArgument}: ${(err as Error).message}`, {
+            argument: keysArgument,
+            cause: err,
+        });
+    }
 }
 
 const VERIFIED_FOR_MS = 24 * 60 * 60 * 1000;
@@ -166,11 +186,13 @@ export async function fetchRelease(options: FetchReleaseOptions): Promise<Fetche
         from = "InRelease";
         const content = inRelease.toString("utf8");
         if (keys !== undefined) {
-            const verified = await rememberedVerification(options, [inRelease], async () =>
-                verifyClearsigned(content, await keysOf(keys), {
-                    what: `InRelease from ${inReleaseUrl}`,
-                    date: options.now,
-                }),
+            const verified = await rememberedVerification(options, [inRelease], () =>
+                verifying(options.keysArgument, async () =>
+                    verifyClearsigned(content, await keysOf(keys), {
+                        what: `InRelease from ${inReleaseUrl}`,
+                        date: options.now,
+                    }),
+                ),
             );
             text = verified.payload;
             signedBy = { fingerprint: verified.fingerprint, keyId: verified.keyId };
@@ -198,11 +220,13 @@ export async function fetchRelease(options: FetchReleaseOptions): Promise<Fetche
             );
         }
         if (signature !== undefined && keys !== undefined) {
-            const verified = await rememberedVerification(options, [release, signature], async () =>
-                verifyDetached(release, signature, await keysOf(keys), {
-                    what: `Release from ${releaseUrl} with ${signatureUrl}`,
-                    date: options.now,
-                }),
+            const verified = await rememberedVerification(options, [release, signature], () =>
+                verifying(options.keysArgument, async () =>
+                    verifyDetached(release, signature, await keysOf(keys), {
+                        what: `Release from ${releaseUrl} with ${signatureUrl}`,
+                        date: options.now,
+                    }),
+                ),
             );
             signedBy = { fingerprint: verified.fingerprint, keyId: verified.keyId };
         }

@@ -16,7 +16,7 @@ import * as path from "node:path";
 import type { Dispatcher } from "undici";
 import { AirgapError, hasCode, invalidArgument, problemOf } from "../errors";
 import { getBytes } from "../http/client";
-import { type KeySource, loadPublicKeys } from "../pgp/verify";
+import { type KeySource, loadPublicKeys, type VerificationKeys } from "../pgp/verify";
 import { sha256, sha256File } from "../store/atomic";
 import { HashMemo } from "../store/hashcache";
 import { xzIndexCompressor } from "../store/xz";
@@ -37,6 +37,17 @@ import {
 } from "./stamp";
 import type { PackageRecord } from "./types";
 import { privateTempDir } from "../store/private";
+import {
+    checkKeyUrl,
+    describePins,
+    downgradeProblem,
+    normalizeFingerprints,
+    pinKeys,
+    readKeyFile,
+    renewalDue,
+    validForMs,
+} from "./trust";
+import { parseRelease } from "./release";
 
 /**
  * Defaults of an AptMirror, defined once: the SDK applies them to what a program leaves out, and
@@ -66,6 +77,11 @@ export interface AptSourceSpec {
     keyring?: string;
     /** Accept an unsigned upstream. Defaults to false. */
     allowUnsigned?: boolean;
+    /**
+     * Primary-key fingerprints (40 or 64 hex digits, spaces allowed, any case): only the keys
+     * listed may verify the Release, whichever of key, keyUrl and keyring supplied them.
+     */
+    keyFingerprints?: string[];
 }
 
 export interface AptPublishSpec {
@@ -78,6 +94,8 @@ export interface AptPublishSpec {
     origin?: string;
     label?: string;
     description?: string;
+    /** Writes `Valid-Until` (now + this) into the published Release: "7d", "12h" or seconds. */
+    validFor?: string | number;
 }
 
 export interface AptSigningSpec {
@@ -88,6 +106,13 @@ export interface AptSigningSpec {
 /** The lock: `name/arch` → version (several versions separated by a space). */
 export type AptLock = Record<string, string>;
 
+/** What a program resolves: the lock and the `Date` of the upstream Release it came from. */
+export interface AptProgramLock {
+    packages: AptLock;
+    /** ISO 8601; absent when the upstream Release has no `Date`. */
+    upstreamDate?: string;
+}
+
 export interface AptMirrorSpec {
     source: AptSourceSpec;
     packages: AptLock;
@@ -97,6 +122,10 @@ export interface AptMirrorSpec {
     allowUnsigned?: boolean;
     /** Downloads at once. Defaults to 8. */
     concurrency?: number;
+    /** The upstream Release `Date` the lock was resolved from (ISO 8601); absent in older states. */
+    upstreamDate?: string;
+    /** Accept an upstream Release older than the one last synced. Defaults to false. */
+    allowDowngrade?: boolean;
 }
 
 export interface AptMirrorState extends AptMirrorSpec {
@@ -111,6 +140,10 @@ export interface AptMirrorState extends AptMirrorSpec {
     publicKey: string;
     /** Problems `read` found in the published tree; empty when it is as published. */
     drift: string[];
+    /** `Date` of the upstream Release of the last sync (ISO 8601); absent in older states. */
+    syncedReleaseDate?: string;
+    /** `Valid-Until` of the published Release (ISO 8601), with `publish.validFor`. */
+    validUntil?: string;
 }
 
 export interface Upstream {
@@ -166,6 +199,7 @@ function sameSource(a: AptSourceSpec, b: AptSourceSpec): boolean {
             s.keyUrl ?? null,
             s.keyring ?? null,
             s.allowUnsigned ?? false,
+            s.keyFingerprints ?? null,
         ]);
     return canonical(a) === canonical(b);
 }
@@ -174,17 +208,25 @@ function sameSource(a: AptSourceSpec, b: AptSourceSpec): boolean {
 async function keyMaterial(
     source: AptSourceSpec,
     io: IoOptions,
-): Promise<{ sources: KeySource[]; id: string } | undefined> {
+): Promise<{ sources: KeySource[]; id: string; pins?: string[] } | undefined> {
     const sources: KeySource[] = [];
-    // One line per source: its kind and the SHA256 of its bytes.
+    // One line per source: its kind and the SHA256 of its bytes; and the pins.
     const parts: string[] = [];
+    const pins = source.keyFingerprints === undefined ? undefined : normalizeFingerprints(source.keyFingerprints);
+    if (pins !== undefined) {
+        parts.push(`pins ${[...pins].sort().join(" ")}`);
+    }
     if (source.key) {
         sources.push({ armored: source.key });
         parts.push(`key ${sha256(source.key)}`);
     }
     if (source.keyUrl) {
         // Read once here; the bytes go to the key loader, so a verification does not fetch twice.
-        const data = await getBytes(source.keyUrl, { dispatcher: io.dispatcher, maxBytes: 4 << 20 });
+        const url = checkKeyUrl(source.keyUrl, pins !== undefined);
+        const data =
+            url.protocol === "file:"
+                ? readKeyFile(url)
+                : await getBytes(source.keyUrl, { dispatcher: io.dispatcher, maxBytes: 4 << 20 });
         sources.push({ data, name: `source.keyUrl (${source.keyUrl})` });
         parts.push(`url ${sha256(data)}`);
     }
@@ -212,7 +254,7 @@ async function keyMaterial(
             "give the upstream's public key (key, keyUrl or keyring), or set allowUnsigned: true",
         );
     }
-    return { sources, id: sha256(parts.join("\n")) };
+    return { sources, id: sha256(parts.join("\n")), pins };
 }
 
 /** A verified upstream Release and the components and architectures to read from it. */
@@ -226,18 +268,42 @@ interface UpstreamHead {
 /** Fetches and verifies the upstream Release and checks the components and architectures asked for. */
 async function fetchUpstreamHead(source: AptSourceSpec, io: IoOptions): Promise<UpstreamHead> {
     const material = await keyMaterial(source, io);
+    let seen: VerificationKeys | undefined;
     // The keys are parsed only when a signature is actually checked (not for a Release verified
     // with the same keys in the last day: see fetchRelease's verifiedMemo).
-    const release = await fetchRelease({
-        url: source.url,
-        distribution: source.distribution,
-        keys:
-            material === undefined ? undefined : () => loadPublicKeys(material.sources, { dispatcher: io.dispatcher }),
-        verifiedMemo:
-            material === undefined || io.cacheDir === undefined ? undefined : { dir: io.cacheDir, keysId: material.id },
-        allowUnsigned: source.allowUnsigned,
-        dispatcher: io.dispatcher,
-    });
+    let release: FetchedRelease;
+    try {
+        release = await fetchRelease({
+            url: source.url,
+            distribution: source.distribution,
+            keys:
+                material === undefined
+                    ? undefined
+                    : async () => {
+                          const loaded = await loadPublicKeys(material.sources, { dispatcher: io.dispatcher });
+                          seen = loaded;
+                          return material.pins === undefined ? loaded : pinKeys(loaded, material.pins);
+                      },
+            keysArgument: material?.pins === undefined ? undefined : "source.keyFingerprints",
+            verifiedMemo:
+                material === undefined || io.cacheDir === undefined
+                    ? undefined
+                    : { dir: io.cacheDir, keysId: material.id },
+            allowUnsigned: source.allowUnsigned,
+            dispatcher: io.dispatcher,
+        });
+    } catch (err) {
+        // A signature by no listed key: say which keys were given and which are listed.
+        if (material?.pins !== undefined && (err as AirgapError).argument === "source.keyFingerprints") {
+            const message = (err as Error).message;
+            const detail = message.includes("keys given") ? "" : `; ${describePins(seen, material.pins)}`;
+            throw new AirgapError("ERR_VERIFICATION", `${message}${detail}`, {
+                argument: "source.keyFingerprints",
+                cause: err,
+            });
+        }
+        throw err;
+    }
     let checked: ReturnType<typeof checkRequest>;
     try {
         checked = checkRequest(release, source.components, source.architectures);
@@ -359,10 +425,12 @@ export async function resolveLock(
  */
 export async function resolveProgramLock(
     options: Omit<ResolveLockOptions, "cacheDir"> & { root: string; dryRun: boolean },
-): Promise<AptLock> {
+): Promise<AptProgramLock> {
     const { root, dryRun, ...rest } = options;
     const cacheDir = !dryRun && fs.existsSync(root) ? indexCacheDir(root) : privateTempDir("pulumi-airgap-indexes");
-    return (await resolveLock({ ...rest, cacheDir })).lock;
+    const { lock, release } = await resolveLock({ ...rest, cacheDir });
+    const date = release.release.date;
+    return date === undefined ? { packages: lock } : { packages: lock, upstreamDate: date.toISOString() };
 }
 
 /** The upstream records the lock names. Throws naming every locked package upstream no longer has. */
@@ -401,6 +469,8 @@ export interface SyncOptions extends IoOptions {
      * of fetching again when it was fetched for the same source; ignored otherwise.
      */
     upstream?: Upstream;
+    /** The time of the published Release's `Date` (and `Valid-Until`). Defaults to now. */
+    now?: Date;
 }
 
 /** Downloads what the lock names and publishes it, atomically. */
@@ -411,6 +481,11 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
     const repoDir = repoDirOf(publish.root, publish.prefix);
     const stamp = stampFile(publish.root, publish.prefix);
     const inputs = syncInputsDigest(spec);
+    const now = options.now ?? new Date();
+    const validFor = publish.validFor === undefined ? undefined : validForMs(publish.validFor);
+    // As the Release writes it: to the second.
+    const validUntil =
+        validFor === undefined ? undefined : new Date(Math.floor((now.getTime() + validFor) / 1000) * 1000);
     const unchanged = await readStampIfIntact<StampedState>({
         file: stamp,
         inputs,
@@ -418,17 +493,28 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         distribution,
         memo: hashMemo,
     });
-    if (unchanged !== undefined) {
+    // With publish.validFor, a Release past half its validity is signed again.
+    if (unchanged !== undefined && !renewalDue(unchanged.validUntil, validFor, now)) {
         await hashMemo.save();
         return { ...spec, ...unchanged };
     }
-    const upstream =
+    const io = { ...options, cacheDir: options.cacheDir ?? indexCacheDir(publish.root) };
+    const fetched =
         options.upstream?.source !== undefined && sameSource(options.upstream.source, source)
             ? options.upstream
-            : await fetchUpstream(source, {
-                  ...options,
-                  cacheDir: options.cacheDir ?? indexCacheDir(publish.root),
-              });
+            : await fetchUpstreamHead(source, io);
+    // The lock was checked against the last sync's date (operations' check); the Release
+    // fetched now must not be older than the one the lock was resolved from.
+    const syncedDate = fetched.release.release.date?.toISOString();
+    const replayed = downgradeProblem(
+        spec,
+        { ...spec, upstreamDate: syncedDate },
+        { now: "fetched for this sync", before: "the one the lock was resolved from" },
+    );
+    if (replayed !== undefined) {
+        throw new AirgapError("ERR_VERIFICATION", `allowDowngrade: ${replayed}`, { argument: "allowDowngrade" });
+    }
+    const upstream = "packages" in fetched ? fetched : await readUpstream(fetched, io);
     const records = selectLocked(upstream, spec.packages);
     const downloads = downloadDir(publish);
     await downloadPackages({
@@ -458,6 +544,8 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         compressors: [xzIndexCompressor],
         hooks: options.hooks,
         hashMemo,
+        date: now,
+        validUntil,
         // A re-sync that changes nothing keeps the current generation (drift is still repaired).
         skipIfUnchanged: true,
     });
@@ -471,6 +559,8 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         publishedPath: result.repoDir,
         publicKey: result.publicKeyArmored,
         drift: [],
+        ...(syncedDate === undefined ? {} : { syncedReleaseDate: syncedDate }),
+        ...(validUntil === undefined ? {} : { validUntil: validUntil.toISOString() }),
     };
     await writeStamp({
         file: stamp,
@@ -531,8 +621,38 @@ export async function readMirror(state: AptMirrorState): Promise<AptMirrorState>
         packageCount: published.packages.length,
         bytes: published.packages.reduce((n, p) => n + p.size, 0),
         releaseSha256: sha256File(releaseFile) ?? "",
-        drift: published.problems.map((p) => `${p.kind}: ${p.path}: ${p.message}`),
+        drift: [
+            ...published.problems.map((p) => `${p.kind}: ${p.path}: ${p.message}`),
+            ...renewalDrift(state, releaseFile),
+        ],
     };
+}
+
+/**
+ * With `publish.validFor`, a published Release less than half its validity from `Valid-Until`
+ * is drift, so the next update signs it again before clients refuse it.
+ */
+function renewalDrift(state: AptMirrorState, releaseFile: string, now = new Date()): string[] {
+    if (state.publish.validFor === undefined) {
+        return [];
+    }
+    let validUntil: Date | undefined;
+    try {
+        validUntil = parseRelease(fs.readFileSync(releaseFile, "utf8")).validUntil;
+    } catch {
+        return []; // an unreadable Release is already reported by readPublished
+    }
+    let period: number;
+    try {
+        period = validForMs(state.publish.validFor);
+    } catch {
+        return [];
+    }
+    return renewalDue(validUntil, period, now)
+        ? [
+              `expiring: dists/${state.publish.distribution ?? state.source.distribution}/Release: Valid-Until ${validUntil?.toISOString() ?? "absent"} is less than half of publish.validFor away: the next update signs it again`,
+          ]
+        : [];
 }
 
 /** Removes this mirror's prefix and its downloads; nothing else under the root. */

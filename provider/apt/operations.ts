@@ -4,12 +4,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkWith, diffInputs, type Operations } from "../dynamic/contract";
+import { checkWith, containsUnknown, diffInputs, type Operations } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
 import { assertNoProblems, type Problem, problemOf } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import { APT_DEFAULTS, type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
 import { unsafePathReason } from "./control";
+import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
 
 const specKeys = ["source", "packages", "publish", "signing", "allowUnsigned", "concurrency"] as const;
 
@@ -48,6 +49,13 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
     if (source?.keyring && !fs.existsSync(source.keyring)) {
         fail("source.keyring", `"${source.keyring}" does not exist`);
     }
+    let pinned = false;
+    if (source?.keyFingerprints !== undefined) {
+        pinned = argumentProblem(fail, () => normalizeFingerprints(source.keyFingerprints));
+    }
+    if (source?.keyUrl) {
+        argumentProblem(fail, () => checkKeyUrl(source.keyUrl, pinned));
+    }
     if (typeof publish?.root !== "string" || !path.isAbsolute(publish.root)) {
         fail("publish.root", `${JSON.stringify(publish?.root)} must be an absolute path`);
     } else if (!fs.existsSync(publish.root) || !fs.statSync(publish.root).isDirectory()) {
@@ -67,6 +75,12 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
     }
     if (publish?.distribution !== undefined && !names.test(publish.distribution)) {
         fail("publish.distribution", `${JSON.stringify(publish.distribution)} must be a suite name`);
+    }
+    if (publish?.validFor !== undefined) {
+        argumentProblem(fail, () => validForMs(publish.validFor));
+    }
+    if (spec.allowDowngrade !== undefined && typeof spec.allowDowngrade !== "boolean") {
+        fail("allowDowngrade", `must be true or false, got ${JSON.stringify(spec.allowDowngrade)}`);
     }
     if (typeof spec.packages !== "object" || spec.packages === null || Array.isArray(spec.packages)) {
         fail("packages", "must be the lock: a map of name/arch to version");
@@ -89,6 +103,18 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
     return failures;
 }
 
+/** Runs `check`; an error naming its argument becomes a problem. True when it passed. */
+function argumentProblem(fail: (argument: string, problem: string) => void, check: () => unknown): boolean {
+    try {
+        check();
+        return true;
+    } catch (err) {
+        const argument = (err as { argument?: string }).argument ?? "source";
+        fail(argument, problemOf(err, argument));
+        return false;
+    }
+}
+
 async function assertValid(spec: AptMirrorSpec): Promise<void> {
     assertNoProblems(await validateAptMirrorSpec(spec));
 }
@@ -109,7 +135,15 @@ function progress(prefix: string) {
 }
 
 export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
-    check: checkWith(validateAptMirrorSpec),
+    /** The inputs' problems, and an upstream Release older than the last one synced (a replay). */
+    async check(olds, news) {
+        const result = await checkWith(validateAptMirrorSpec)(olds, news);
+        const replayed = containsUnknown(news) ? undefined : downgradeProblem(olds, news);
+        if (replayed !== undefined) {
+            result.failures.push({ property: "allowDowngrade", reason: replayed });
+        }
+        return result;
+    },
 
     async diff(_id, olds, news) {
         const where = (s: AptMirrorSpec) => canonicalJson([s.publish?.root, s.publish?.prefix]);
