@@ -24,7 +24,12 @@ export type AirgapErrorCode =
     /** A filesystem operation failed. */
     | "ERR_IO"
     /** A body, file, list or decompressed index is larger than the limit set for it; nothing was kept. */
-    | "ERR_TOO_LARGE";
+    | "ERR_TOO_LARGE"
+    /**
+     * The place is already managed, or held, by something else (another resource, another run):
+     * nothing was changed, and nothing of the other's was touched.
+     */
+    | "ERR_CONFLICT";
 
 export interface AirgapErrorOptions {
     /** The argument (dotted path, e.g. `registries[0].source`) that the error is about. */
@@ -86,6 +91,7 @@ const CODES: ReadonlySet<string> = new Set<AirgapErrorCode>([
     "ERR_UNSATISFIABLE",
     "ERR_IO",
     "ERR_TOO_LARGE",
+    "ERR_CONFLICT",
 ]);
 
 /**

@@ -1,5 +1,39 @@
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
+import { placeOf } from "../provider/host/apply";
+import { renderHostFiles } from "../provider/host/render";
+import type { HostMirrorSpec } from "../provider/host/types";
+import { ProgramInputError } from "./lock";
+
+/** Host files claimed by the HostMirrorConfigs of this program: place + path → resource name. */
+const claims = new Map<string, string>();
+
+/**
+ * Claims the files `spec` renders for resource `resource`; a file another HostMirrorConfig of the
+ * program already claims is refused before anything runs: the two would overwrite each other, and
+ * the second's backup of the first's file would be "restored" as the original.
+ */
+function claimFiles(resource: string, spec: HostMirrorSpec): void {
+    let files: string[];
+    try {
+        files = renderHostFiles(spec).map((f) => f.path);
+    } catch {
+        return; // invalid inputs: check names the argument
+    }
+    const place = placeOf(spec);
+    for (const file of files) {
+        const key = `${place}\0${file}`;
+        const owner = claims.get(key);
+        if (owner !== undefined && owner !== resource) {
+            throw new ProgramInputError(
+                `HostMirrorConfig "${resource}": target: ${place}/${file} is also written by HostMirrorConfig "${owner}"; ` +
+                    "give each resource its own names (name, caCertificates[].name, apt[].name) or its own target",
+                { code: "ERR_CONFLICT", argument: "target" },
+            );
+        }
+        claims.set(key, resource);
+    }
+}
 
 export interface RegistryMirrorArgs {
     /** Registry (or `registry/namespace` prefix) whose pulls are redirected, e.g. "quay.io". */
@@ -60,11 +94,25 @@ export class HostMirrorConfig extends pulumi.dynamic.Resource {
     declare public readonly name: pulumi.Output<string>;
 
     constructor(name: string, args: HostMirrorConfigArgs, opts?: pulumi.CustomResourceOptions) {
+        const fileName = pulumi.output(args.name ?? name);
+        const spec = pulumi.unsecret(
+            pulumi.output({
+                target: args.target,
+                registries: args.registries ?? [],
+                caCertificates: args.caCertificates ?? [],
+                apt: args.apt ?? [],
+            }),
+        );
+        // The name passes through the claim, so that a conflict fails the program before any step.
+        const claimed = pulumi.all([fileName, spec]).apply(([n, rest]) => {
+            claimFiles(name, { ...rest, name: n } as HostMirrorSpec);
+            return n;
+        });
         super(
             forwardingProvider("pulumi-airgap/provider/host/operations"),
             name,
             {
-                name: args.name ?? name,
+                name: claimed,
                 target: args.target,
                 registries: args.registries ?? [],
                 caCertificates: args.caCertificates ?? [],

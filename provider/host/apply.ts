@@ -10,13 +10,33 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AirgapError } from "../errors";
+import { AirgapError, isAirgapError } from "../errors";
 import { copyFileAtomic, sha256, sha256File, writeFileAtomic } from "../store/atomic";
-import type { FileRecord, HostFile } from "./types";
+import type { FileRecord, HostFile, HostMirrorSpec } from "./types";
 
 /** Where originals are kept, relative to the root. */
 export function backupDir(name: string): string {
     return `var/lib/pulumi-airgap/backup/${name}`;
+}
+
+/** The root a target names, as given. */
+export function rootOf(spec: Pick<HostMirrorSpec, "target">): string {
+    return spec.target?.local?.root ?? "/";
+}
+
+/**
+ * The place a target stands for, spelled one way: absolute, without "." / ".." / trailing
+ * slashes, symbolic links resolved. Two spellings of one place must never look like two places:
+ * Pulumi creates a replacement before deleting the old resource, and the old resource's delete
+ * would then restore the originals over the files the replacement just wrote.
+ */
+export function placeOf(spec: Pick<HostMirrorSpec, "target">): string {
+    const root = path.resolve(rootOf(spec));
+    try {
+        return fs.realpathSync(root);
+    } catch {
+        return root; // missing: validation reports it
+    }
 }
 
 function under(root: string, rel: string): string {
@@ -91,8 +111,19 @@ export function applyFiles(
             }
             if (!old && fs.existsSync(target)) {
                 backup = `${backupDir(name)}/${file.path}`;
-                dirs.push(...missingDirs(root, backup));
                 const saved = under(root, backup);
+                if (fs.existsSync(saved)) {
+                    // The file is already managed: by another HostMirrorConfig of this name, or by one
+                    // whose state was lost. Its backup is the only copy of the original: never overwrite it.
+                    throw new AirgapError(
+                        "ERR_CONFLICT",
+                        `${file.path} is already managed: ${path.join(root, backup)} holds its original. ` +
+                            "Destroy the resource that manages it, or, if none does, put that backup back in place " +
+                            "(or remove it once the original is not wanted) and run again",
+                        { argument: "name" },
+                    );
+                }
+                dirs.push(...missingDirs(root, backup));
                 copyFileAtomic(target, saved);
                 undo.push(() => fs.rmSync(saved, { force: true }));
             }
@@ -127,6 +158,9 @@ export function applyFiles(
             } catch {
                 // Keep undoing the rest; the original error is what the caller needs.
             }
+        }
+        if (isAirgapError(cause)) {
+            throw cause;
         }
         throw new AirgapError("ERR_IO", `writing host configuration under ${root}: ${(cause as Error).message}`, {
             cause,

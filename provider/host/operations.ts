@@ -3,10 +3,11 @@
  * `read` and `delete` run the code stored in state by older versions too: they accept records
  * without the fields added since (see FileRecord.dirs).
  */
+import * as path from "node:path";
 import { checkWith, containsUnknown, type DiffResult, type Operations, pickDefined } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
 import { sha256 } from "../store/atomic";
-import { applyFiles, readFiles, removeFiles } from "./apply";
+import { applyFiles, placeOf, readFiles, removeFiles, rootOf } from "./apply";
 import { renderHostFiles } from "./render";
 import type { FileRecord, HostMirrorSpec } from "./types";
 import { assertValidHostMirrorSpec, validateHostMirrorSpec } from "./validate";
@@ -19,8 +20,11 @@ export interface HostMirrorState extends HostMirrorSpec {
 
 const inputKeys = ["name", "target", "registries", "caCertificates", "apt"] as const;
 
-function rootOf(spec: Pick<HostMirrorSpec, "target">): string {
-    return spec.target?.local?.root ?? "/";
+/** The inputs with the target spelled as `placeOf` does: what check hands on and the state keeps. */
+function normalized(spec: HostMirrorSpec): HostMirrorSpec {
+    return spec.target?.local && typeof rootOf(spec) === "string" && path.isAbsolute(rootOf(spec))
+        ? { ...spec, target: { ...spec.target, local: { ...spec.target.local, root: placeOf(spec) } } }
+        : spec;
 }
 
 function stateOf(spec: HostMirrorSpec, records: FileRecord[]): HostMirrorState {
@@ -32,15 +36,20 @@ function stateOf(spec: HostMirrorSpec, records: FileRecord[]): HostMirrorState {
 }
 
 export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
-    check: checkWith(validateHostMirrorSpec),
+    async check(olds, news) {
+        const checked = await checkWith(validateHostMirrorSpec)(olds, news);
+        return containsUnknown(news) ? checked : { ...checked, inputs: normalized(news) };
+    },
 
     async diff(_id, olds, news): Promise<DiffResult> {
-        const replaces = canonicalJson(olds.target) !== canonicalJson(news.target) ? ["target"] : [];
         if (containsUnknown(news)) {
+            const replaces = containsUnknown(news.target) || placeOf(olds) !== placeOf(news) ? ["target"] : [];
             return { changes: true, replaces };
         }
-        const inputsChanged =
-            canonicalJson(pickDefined(olds, inputKeys)) !== canonicalJson(pickDefined(news, inputKeys));
+        // States written before check normalised the target compare by the place they stand for.
+        const replaces = placeOf(olds) !== placeOf(news) ? ["target"] : [];
+        const inputsOf = (spec: HostMirrorSpec) => pickDefined(normalized(spec), inputKeys);
+        const inputsChanged = canonicalJson(inputsOf(olds)) !== canonicalJson(inputsOf(news));
         const wanted = Object.fromEntries(renderHostFiles(news).map((f) => [f.path, sha256(f.content)]));
         const filesChanged = canonicalJson(wanted) !== canonicalJson(olds.files ?? {});
         return { changes: inputsChanged || filesChanged || replaces.length > 0, replaces };

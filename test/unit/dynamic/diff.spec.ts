@@ -1,3 +1,6 @@
+import * as path from "node:path";
+import * as os from "node:os";
+import * as fs from "node:fs";
 import assert from "node:assert/strict";
 import { operations as apt } from "../../../provider/apt/operations";
 import { unknownValue } from "../../../provider/dynamic/contract";
@@ -137,5 +140,37 @@ describe("HostMirrorConfig diff", () => {
             replaces: ["target"],
         });
         assert.equal((await diff(state(spec), { ...spec, registries: unknownValue })).changes, true);
+    });
+
+    it("two spellings of one place are the same target: no replacement (its delete would undo the create)", async () => {
+        for (const root of ["/srv/host/", "/srv/host/.", "/srv//host", "/srv/x/../host"]) {
+            assert.deepEqual(
+                await diff(state(spec), { ...spec, target: { local: { root } } }),
+                { changes: false, replaces: [] },
+                root,
+            );
+        }
+        // A state written before the default was spelled out, and the default spelled out.
+        const defaulted = { ...spec, target: { local: {} } };
+        assert.deepEqual(await diff(state(defaulted as typeof spec), { ...spec, target: { local: { root: "/" } } }), {
+            changes: false,
+            replaces: [],
+        });
+    });
+
+    it("check hands on the target spelled one way: absolute, no trailing slash, links resolved", async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "airgap-place-"));
+        try {
+            fs.mkdirSync(path.join(dir, "real"));
+            fs.symlinkSync(path.join(dir, "real"), path.join(dir, "link"));
+            const real = fs.realpathSync(path.join(dir, "real"));
+            for (const root of [`${dir}/real/`, `${dir}/real/.`, `${dir}/link`, `${dir}/link/`]) {
+                const checked = await host.check({}, { ...spec, target: { local: { root } } } as AnyState);
+                assert.deepEqual(checked.failures, [], root);
+                assert.deepEqual(checked.inputs.target, { local: { root: real } }, root);
+            }
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
