@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import { placeOf } from "../provider/store/place";
+import { claimPlaces } from "./claims";
 import { forwardingProvider } from "../provider/dynamic/provider";
 import * as path from "node:path";
 import {
@@ -55,6 +57,13 @@ export interface AptPublishArgs {
      * `pulumi up` signs it again. Defaults to none (no `Valid-Until`).
      */
     validFor?: pulumi.Input<string | number>;
+    /**
+     * The mirrors' engine state: verified downloads, the index cache, sync stamps, hash memos and
+     * locks. It must be outside `root`, which is served. Defaults to `<root>.airgap`, a sibling of
+     * the root, so that it is usually on the same file system and downloads are hard-linked into
+     * the pool rather than copied. State an older version kept in `<root>/.airgap` is moved there.
+     */
+    stateDir?: pulumi.Input<string>;
 }
 
 export interface AptSigningArgs {
@@ -97,7 +106,7 @@ interface Resolved {
     queries: string[];
     withDeps: boolean;
     followRecommends: boolean;
-    root: string;
+    publish: { root: string; stateDir?: string };
 }
 
 /**
@@ -128,7 +137,7 @@ async function lockFor(name: string, r: Resolved, lockFile: string | undefined):
                 queries: r.queries,
                 withDeps: r.withDeps,
                 followRecommends: r.followRecommends,
-                root: r.root,
+                publish: r.publish,
                 dryRun: pulumi.runtime.isDryRun(),
             });
             return resolved.packages;
@@ -191,8 +200,16 @@ export class AptMirror extends pulumi.dynamic.Resource {
         }));
         const lock = pulumi
             .all([source, args.packages, args.withDeps, args.followRecommends, args.publish])
-            .apply(([s, queries, withDeps, followRecommends, publish]) =>
-                resolvingInput("AptMirror", name, "source", () =>
+            .apply(([s, queries, withDeps, followRecommends, publish]) => {
+                // Suites of one prefix share its pool; one suite has one owner.
+                const suite = publish.distribution ?? (s as AptSourceSpec).distribution;
+                claimPlaces(
+                    `AptMirror "${name}"`,
+                    "publish",
+                    [`${placeOf(publish.root)}/${publish.prefix}/dists/${suite}`],
+                    "publish each suite from one AptMirror (another prefix, or publish.distribution)",
+                );
+                return resolvingInput("AptMirror", name, "source", () =>
                     lockFor(
                         name,
                         {
@@ -200,12 +217,12 @@ export class AptMirror extends pulumi.dynamic.Resource {
                             queries,
                             withDeps: withDeps ?? APT_DEFAULTS.withDeps,
                             followRecommends: followRecommends ?? APT_DEFAULTS.followRecommends,
-                            root: publish.root,
+                            publish: { root: publish.root, stateDir: publish.stateDir },
                         },
                         args.lockFile,
                     ),
-                ),
-            );
+                );
+            });
         super(
             forwardingProvider("pulumi-airgap/provider/apt/operations"),
             name,

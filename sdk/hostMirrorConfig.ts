@@ -1,17 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
-import { placeOf } from "../provider/host/apply";
+import { placeOfTarget } from "../provider/host/apply";
 import { renderHostFiles } from "../provider/host/render";
 import type { HostMirrorSpec } from "../provider/host/types";
-import { ProgramInputError } from "./lock";
-
-/** Host files claimed by the HostMirrorConfigs of this program: place + path → resource name. */
-const claims = new Map<string, string>();
+import { claimPlaces } from "./claims";
 
 /**
- * Claims the files `spec` renders for resource `resource`; a file another HostMirrorConfig of the
- * program already claims is refused before anything runs: the two would overwrite each other, and
- * the second's backup of the first's file would be "restored" as the original.
+ * Claims the files `spec` renders: a file another HostMirrorConfig of the program writes is
+ * refused before anything runs (the second's backup of the first's file would be "restored" as
+ * the original).
  */
 function claimFiles(resource: string, spec: HostMirrorSpec): void {
     let files: string[];
@@ -20,19 +17,13 @@ function claimFiles(resource: string, spec: HostMirrorSpec): void {
     } catch {
         return; // invalid inputs: check names the argument
     }
-    const place = placeOf(spec);
-    for (const file of files) {
-        const key = `${place}\0${file}`;
-        const owner = claims.get(key);
-        if (owner !== undefined && owner !== resource) {
-            throw new ProgramInputError(
-                `HostMirrorConfig "${resource}": target: ${place}/${file} is also written by HostMirrorConfig "${owner}"; ` +
-                    "give each resource its own names (name, caCertificates[].name, apt[].name) or its own target",
-                { code: "ERR_CONFLICT", argument: "target" },
-            );
-        }
-        claims.set(key, resource);
-    }
+    const place = placeOfTarget(spec);
+    claimPlaces(
+        `HostMirrorConfig "${resource}"`,
+        "target",
+        files.map((file) => `${place}/${file}`),
+        "give each resource its own names (name, caCertificates[].name, apt[].name) or its own target",
+    );
 }
 
 export interface RegistryMirrorArgs {

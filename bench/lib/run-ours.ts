@@ -35,7 +35,7 @@ export interface RunOursResult {
 async function main(configPath: string): Promise<void> {
     const config = JSON.parse(readFileSync(configPath, "utf8")) as RunOursConfig;
     mkdirSync(config.publish.root, { recursive: true });
-    const cacheDir = indexCacheDir(config.publish.root);
+    const cacheDir = indexCacheDir(config.publish);
     const t0 = performance.now();
     const { lock, upstream } = await resolveLock({
         source: config.source,

@@ -26,16 +26,20 @@ import { type PublishHooks, publishRepo, unpublish } from "./publish";
 import { readPublished } from "./publish_read";
 import { repoDirOf } from "./publish_layout";
 import { resolve } from "./resolver";
-import {
-    pruneCaches,
-    readCachedLock,
-    readStampIfIntact,
-    stampFile,
-    syncInputsDigest,
-    writeCachedLock,
-    writeStamp,
-} from "./stamp";
+import { pruneCaches, readCachedLock, readStampIfIntact, syncInputsDigest, writeCachedLock, writeStamp } from "./stamp";
 import type { PackageRecord } from "./types";
+import { takeLock } from "../store/lockfile";
+import {
+    adoptLegacyState,
+    adoptLegacyStateDir,
+    downloadDir,
+    hashMemoFile,
+    indexCacheDir,
+    mirrorLockFile,
+    removeEmptyStateDirs,
+    stateDirProblem,
+    suiteStampFile,
+} from "./state_dir";
 import { privateTempDir } from "../store/private";
 import {
     checkKeyUrl,
@@ -96,6 +100,8 @@ export interface AptPublishSpec {
     description?: string;
     /** Writes `Valid-Until` (now + this) into the published Release: "7d", "12h" or seconds. */
     validFor?: string | number;
+    /** Engine state (downloads, caches, stamps, locks), outside `root`. Defaults to `<root>.airgap`. */
+    stateDir?: string;
 }
 
 export interface AptSigningSpec {
@@ -161,17 +167,15 @@ export interface IoOptions {
     cacheDir?: string;
 }
 
-const workDirName = ".airgap";
-
-/** `<root>/.airgap/indexes`: the index cache shared by every mirror under `root`. */
-export function indexCacheDir(root: string): string {
-    return path.join(root, workDirName, "indexes");
-}
-
-/** `<root>/.airgap/downloads/<prefix>`: this mirror's verified downloads, hard-linked into the pool. */
-export function downloadDir(publish: Pick<AptPublishSpec, "root" | "prefix">): string {
-    return path.join(publish.root, workDirName, "downloads", publish.prefix.replace(/\//g, "__") || "_");
-}
+export {
+    downloadDir,
+    hashMemoFile,
+    indexCacheDir,
+    mirrorLockFile,
+    stateDirOf,
+    stateDirProblem,
+    suiteStampFile,
+} from "./state_dir";
 
 /**
  * The name of a package's download in `downloadDir`: flat (one directory for every download,
@@ -180,11 +184,6 @@ export function downloadDir(publish: Pick<AptPublishSpec, "root" | "prefix">): s
  */
 export function downloadName(record: Pick<PackageRecord, "filename" | "sha256">): string {
     return `${record.sha256.slice(0, 16).toLowerCase()}_${path.posix.basename(record.filename)}`;
-}
-
-/** `<root>/.airgap/hashes/<prefix>`: verified hashes of this mirror's downloads and pool files. */
-export function hashMemoFile(publish: Pick<AptPublishSpec, "root" | "prefix">): string {
-    return path.join(publish.root, workDirName, "hashes", publish.prefix.replace(/\//g, "__") || "_");
 }
 
 /** True when two source specs name the same upstream, read the same way. */
@@ -419,15 +418,22 @@ export async function resolveLock(
 }
 
 /**
- * The lock as a program resolves it, preview included: on an update the indexes are cached under
- * the publish root (with the mirror's other engine state); a preview writes nothing under the
- * root, so its cache is in a directory of the system's temporary directory private to the user.
+ * The lock as a program resolves it, preview included: on an update the indexes are cached in
+ * the mirror's state directory (with its other engine state); a preview writes nothing there,
+ * so its cache is in a directory of the system's temporary directory private to the user.
  */
 export async function resolveProgramLock(
-    options: Omit<ResolveLockOptions, "cacheDir"> & { root: string; dryRun: boolean },
+    options: Omit<ResolveLockOptions, "cacheDir"> & {
+        publish: Pick<AptPublishSpec, "root" | "stateDir">;
+        dryRun: boolean;
+    },
 ): Promise<AptProgramLock> {
-    const { root, dryRun, ...rest } = options;
-    const cacheDir = !dryRun && fs.existsSync(root) ? indexCacheDir(root) : privateTempDir("pulumi-airgap-indexes");
+    const { publish, dryRun, ...rest } = options;
+    const cacheable = !dryRun && fs.existsSync(publish.root) && stateDirProblem(publish) === undefined;
+    if (cacheable) {
+        adoptLegacyStateDir(publish);
+    }
+    const cacheDir = cacheable ? indexCacheDir(publish) : privateTempDir("pulumi-airgap-indexes");
     const { lock, release } = await resolveLock({ ...rest, cacheDir });
     const date = release.release.date;
     return date === undefined ? { packages: lock } : { packages: lock, upstreamDate: date.toISOString() };
@@ -471,15 +477,38 @@ export interface SyncOptions extends IoOptions {
     upstream?: Upstream;
     /** The time of the published Release's `Date` (and `Valid-Until`). Defaults to now. */
     now?: Date;
+    /**
+     * How long to wait for another sync or destroy of the same prefix (another `pulumi up`, or
+     * another resource publishing a suite under it). Defaults to an hour: a first sync of a large
+     * archive takes that long; the wait ends early when the holder dies.
+     */
+    lockTimeoutMs?: number;
 }
 
-/** Downloads what the lock names and publishes it, atomically. */
+/**
+ * Downloads what the lock names and publishes it, atomically, holding the repository's lock from
+ * the first download to the last collected file: a second sync of the same prefix (another
+ * `pulumi up`, another resource) waits for it, then fails naming the holder, rather than collect
+ * the files this one is about to publish.
+ */
 export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {}): Promise<AptMirrorState> {
+    adoptLegacyState(spec);
+    const lock = await takeLock(mirrorLockFile(spec), options.lockTimeoutMs ?? MIRROR_LOCK_TIMEOUT_MS);
+    try {
+        return await syncLocked(spec, options);
+    } finally {
+        await lock.release();
+    }
+}
+
+const MIRROR_LOCK_TIMEOUT_MS = 3_600_000;
+
+async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<AptMirrorState> {
     const { source, publish } = spec;
-    const hashMemo = await HashMemo.load(hashMemoFile(publish));
+    const hashMemo = await HashMemo.load(hashMemoFile(spec));
     const distribution = publish.distribution ?? source.distribution;
     const repoDir = repoDirOf(publish.root, publish.prefix);
-    const stamp = stampFile(publish.root, publish.prefix);
+    const stamp = suiteStampFile(spec);
     const inputs = syncInputsDigest(spec);
     const now = options.now ?? new Date();
     const validFor = publish.validFor === undefined ? undefined : validForMs(publish.validFor);
@@ -498,7 +527,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
         await hashMemo.save();
         return { ...spec, ...unchanged };
     }
-    const io = { ...options, cacheDir: options.cacheDir ?? indexCacheDir(publish.root) };
+    const io = { ...options, cacheDir: options.cacheDir ?? indexCacheDir(publish) };
     const fetched =
         options.upstream?.source !== undefined && sameSource(options.upstream.source, source)
             ? options.upstream
@@ -516,7 +545,7 @@ export async function syncMirror(spec: AptMirrorSpec, options: SyncOptions = {})
     }
     const upstream = "packages" in fetched ? fetched : await readUpstream(fetched, io);
     const records = selectLocked(upstream, spec.packages);
-    const downloads = downloadDir(publish);
+    const downloads = downloadDir(spec);
     await downloadPackages({
         baseUrl: upstream.release.url,
         packages: records,
@@ -655,12 +684,26 @@ function renewalDrift(state: AptMirrorState, releaseFile: string, now = new Date
         : [];
 }
 
-/** Removes this mirror's prefix and its downloads; nothing else under the root. */
-export async function removeMirror(state: Pick<AptMirrorState, "publish">): Promise<void> {
-    fs.rmSync(stampFile(state.publish.root, state.publish.prefix), { force: true });
-    await unpublish(state.publish.root, state.publish.prefix);
-    // This mirror's own engine state; the caches shared by every mirror under the root (indexes,
-    // locks, verifications) stay, and are pruned by age.
-    fs.rmSync(downloadDir(state.publish), { recursive: true, force: true });
-    fs.rmSync(hashMemoFile(state.publish), { force: true });
+/**
+ * Removes this mirror's suite and its engine state: the pool files no other suite of the prefix
+ * names, and the prefix itself once no suite is left; nothing else under the root.
+ */
+export async function removeMirror(
+    state: Pick<AptMirrorState, "publish" | "source">,
+    options: { lockTimeoutMs?: number } = {},
+): Promise<void> {
+    const { publish, source } = state;
+    adoptLegacyState(state);
+    const lock = await takeLock(mirrorLockFile(state), options.lockTimeoutMs ?? MIRROR_LOCK_TIMEOUT_MS);
+    try {
+        fs.rmSync(suiteStampFile(state), { force: true });
+        await unpublish(publish.root, publish.prefix, { distribution: publish.distribution ?? source.distribution });
+        // This suite's own engine state; the caches shared by every mirror of the state directory
+        // (indexes, locks, verifications) stay, and are pruned by age.
+        fs.rmSync(downloadDir(state), { recursive: true, force: true });
+        fs.rmSync(hashMemoFile(state), { force: true });
+    } finally {
+        await lock.release();
+    }
+    removeEmptyStateDirs(publish);
 }

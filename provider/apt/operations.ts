@@ -6,9 +6,19 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkWith, containsUnknown, diffInputs, type Operations } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
+import { placeOf } from "../store/place";
 import { assertNoProblems, type Problem, problemOf } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
-import { APT_DEFAULTS, type AptMirrorSpec, type AptMirrorState, readMirror, removeMirror, syncMirror } from "./mirror";
+import {
+    APT_DEFAULTS,
+    type AptMirrorSpec,
+    type AptMirrorState,
+    type AptPublishSpec,
+    readMirror,
+    removeMirror,
+    stateDirProblem,
+    syncMirror,
+} from "./mirror";
 import { unsafePathReason } from "./control";
 import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
 
@@ -60,6 +70,16 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
         fail("publish.root", `${JSON.stringify(publish?.root)} must be an absolute path`);
     } else if (!fs.existsSync(publish.root) || !fs.statSync(publish.root).isDirectory()) {
         fail("publish.root", `"${publish.root}" does not exist or is not a directory`);
+    } else if (
+        publish.stateDir !== undefined &&
+        (typeof publish.stateDir !== "string" || !path.isAbsolute(publish.stateDir))
+    ) {
+        fail("publish.stateDir", `${JSON.stringify(publish.stateDir)} must be an absolute path`);
+    } else {
+        const problem = stateDirProblem(publish);
+        if (problem !== undefined) {
+            fail("publish.stateDir", problem);
+        }
     }
     const prefix = publish?.prefix;
     if (
@@ -134,10 +154,22 @@ function progress(prefix: string) {
     };
 }
 
+/** The publish location spelled one way (the root and the state directory, as `placeOf`). */
+function placed(publish: AptPublishSpec): AptPublishSpec {
+    return {
+        ...publish,
+        root: placeOf(publish.root),
+        ...(publish.stateDir === undefined ? {} : { stateDir: placeOf(publish.stateDir) }),
+    };
+}
+
 export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
     /** The inputs' problems, and an upstream Release older than the last one synced (a replay). */
     async check(olds, news) {
         const result = await checkWith(validateAptMirrorSpec)(olds, news);
+        if (!containsUnknown(news) && result.failures.length === 0) {
+            result.inputs = { ...news, publish: placed(news.publish) };
+        }
         const replayed = containsUnknown(news) ? undefined : downgradeProblem(olds, news);
         if (replayed !== undefined) {
             result.failures.push({ property: "allowDowngrade", reason: replayed });
@@ -146,9 +178,13 @@ export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
     },
 
     async diff(_id, olds, news) {
-        const where = (s: AptMirrorSpec) => canonicalJson([s.publish?.root, s.publish?.prefix]);
-        const replaces = where(olds) !== where(news) ? ["publish"] : [];
-        return diffInputs(olds, news, specKeys, replaces);
+        // One place however it is spelled: a replacement is created before the old resource is
+        // deleted, and the old one's delete would unpublish what the new one just published.
+        const where = (s: AptMirrorSpec) =>
+            containsUnknown(s.publish) ? undefined : canonicalJson([placeOf(s.publish.root), s.publish.prefix]);
+        const replaces = where(news) === undefined || where(olds) !== where(news) ? ["publish"] : [];
+        const samePlace = { ...news, publish: containsUnknown(news.publish) ? news.publish : placed(news.publish) };
+        return diffInputs({ ...olds, publish: placed(olds.publish) }, samePlace, specKeys, replaces);
     },
 
     async create(inputs) {

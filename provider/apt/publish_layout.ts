@@ -18,10 +18,10 @@
 import { randomBytes } from "node:crypto";
 import type { Dirent } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { hostname } from "node:os";
 import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { AirgapError, invalidArgument } from "../errors";
+import { type HeldLock, takeLock } from "../store/lockfile";
 import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
 
 export const GENERATIONS_DIR = ".generations";
@@ -215,60 +215,13 @@ export async function referencedPoolFiles(repoDir: string): Promise<PoolReferenc
 }
 
 /** A held lock on a repository directory; `release` is idempotent. */
-export interface RepoLock {
-    release(): Promise<void>;
-}
+export type RepoLock = HeldLock;
 
 /**
  * Takes `<repoDir>/.lock`, waiting up to `timeoutMs` for another publisher to finish. Suites of
  * one prefix share the pool, so two publishers at once could collect each other's new files.
- * A lock left by a process that no longer runs on this host is taken over.
  */
 export async function lockRepo(repoDir: string, timeoutMs: number): Promise<RepoLock> {
     await fsp.mkdir(repoDir, { recursive: true });
-    const file = path.join(repoDir, LOCK_FILE);
-    const me = `${process.pid}@${hostname()}`;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        try {
-            const handle = await fsp.open(file, "wx", 0o644);
-            await handle.writeFile(`${me}\n`);
-            await handle.close();
-            let released = false;
-            return {
-                async release() {
-                    if (!released) {
-                        released = true;
-                        await fsp.rm(file, { force: true });
-                    }
-                },
-            };
-        } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-                throw new AirgapError("ERR_IO", `taking the lock ${file}`, { cause: err });
-            }
-        }
-        const holder = (await readOptional(file))?.toString("utf8").trim() ?? "";
-        const [pid, host] = holder.split("@");
-        if (host === hostname() && /^\d+$/.test(pid ?? "") && !isAlive(Number(pid))) {
-            await fsp.rm(file, { force: true });
-            continue;
-        }
-        if (Date.now() >= deadline) {
-            throw new AirgapError(
-                "ERR_IO",
-                `${file} is held by ${holder || "another publisher"}; waited ${timeoutMs} ms (remove the file if no publish is running)`,
-            );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-}
-
-function isAlive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch (err) {
-        return (err as NodeJS.ErrnoException).code === "EPERM";
-    }
+    return takeLock(path.join(repoDir, LOCK_FILE), timeoutMs);
 }

@@ -6,7 +6,7 @@
  *   index by hash), the components and architectures read, the queries and the options. It is
  *   kept under the index cache keyed by all of these, so a resolve against an upstream whose
  *   Release did not change reads one small file instead of parsing and resolving the indexes.
- * - **Sync stamp.** After a successful sync, `<root>/.airgap/stamps/<prefix>` records a digest
+ * - **Sync stamp.** After a successful sync, `<stateDir>/stamps/<prefix>` records a digest
  *   of the sync's inputs, the state it returned, the generation behind `dists/<dist>` and the
  *   SHA256 of every file of the published suite (its index, Release and signature files and its
  *   pool files). A sync with the same inputs whose published files all still have those hashes
@@ -119,8 +119,9 @@ export function syncInputsDigest(inputs: {
     );
 }
 
-export function stampFile(root: string, prefix: string): string {
-    return path.join(root, ".airgap", "stamps", prefix.replace(/\//g, "__") || "_");
+/** `<stateDir>/stamps/<prefix>`: the stamp of the last sync of the mirror published under `prefix`. */
+export function stampFile(stateDir: string, prefix: string): string {
+    return path.join(stateDir, "stamps", prefix.replace(/\//g, "__") || "_");
 }
 
 /**

@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { AirgapError, isAirgapError } from "../errors";
+import { placeOf } from "../store/place";
 import { copyFileAtomic, sha256, sha256File, writeFileAtomic } from "../store/atomic";
 import type { FileRecord, HostFile, HostMirrorSpec } from "./types";
 
@@ -24,19 +25,9 @@ export function rootOf(spec: Pick<HostMirrorSpec, "target">): string {
     return spec.target?.local?.root ?? "/";
 }
 
-/**
- * The place a target stands for, spelled one way: absolute, without "." / ".." / trailing
- * slashes, symbolic links resolved. Two spellings of one place must never look like two places:
- * Pulumi creates a replacement before deleting the old resource, and the old resource's delete
- * would then restore the originals over the files the replacement just wrote.
- */
-export function placeOf(spec: Pick<HostMirrorSpec, "target">): string {
-    const root = path.resolve(rootOf(spec));
-    try {
-        return fs.realpathSync(root);
-    } catch {
-        return root; // missing: validation reports it
-    }
+/** The place a target stands for, spelled one way (see `store/place.ts`). */
+export function placeOfTarget(spec: Pick<HostMirrorSpec, "target">): string {
+    return placeOf(rootOf(spec));
 }
 
 function under(root: string, rel: string): string {

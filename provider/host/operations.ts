@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { checkWith, containsUnknown, type DiffResult, type Operations, pickDefined } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
 import { sha256 } from "../store/atomic";
-import { applyFiles, placeOf, readFiles, removeFiles, rootOf } from "./apply";
+import { applyFiles, placeOfTarget, readFiles, removeFiles, rootOf } from "./apply";
 import { renderHostFiles } from "./render";
 import type { FileRecord, HostMirrorSpec } from "./types";
 import { assertValidHostMirrorSpec, validateHostMirrorSpec } from "./validate";
@@ -20,10 +20,10 @@ export interface HostMirrorState extends HostMirrorSpec {
 
 const inputKeys = ["name", "target", "registries", "caCertificates", "apt"] as const;
 
-/** The inputs with the target spelled as `placeOf` does: what check hands on and the state keeps. */
+/** The inputs with the target spelled as `placeOfTarget` does: what check hands on and the state keeps. */
 function normalized(spec: HostMirrorSpec): HostMirrorSpec {
     return spec.target?.local && typeof rootOf(spec) === "string" && path.isAbsolute(rootOf(spec))
-        ? { ...spec, target: { ...spec.target, local: { ...spec.target.local, root: placeOf(spec) } } }
+        ? { ...spec, target: { ...spec.target, local: { ...spec.target.local, root: placeOfTarget(spec) } } }
         : spec;
 }
 
@@ -43,11 +43,12 @@ export const operations: Operations<HostMirrorSpec, HostMirrorState> = {
 
     async diff(_id, olds, news): Promise<DiffResult> {
         if (containsUnknown(news)) {
-            const replaces = containsUnknown(news.target) || placeOf(olds) !== placeOf(news) ? ["target"] : [];
+            const replaces =
+                containsUnknown(news.target) || placeOfTarget(olds) !== placeOfTarget(news) ? ["target"] : [];
             return { changes: true, replaces };
         }
         // States written before check normalised the target compare by the place they stand for.
-        const replaces = placeOf(olds) !== placeOf(news) ? ["target"] : [];
+        const replaces = placeOfTarget(olds) !== placeOfTarget(news) ? ["target"] : [];
         const inputsOf = (spec: HostMirrorSpec) => pickDefined(normalized(spec), inputKeys);
         const inputsChanged = canonicalJson(inputsOf(olds)) !== canonicalJson(inputsOf(news));
         const wanted = Object.fromEntries(renderHostFiles(news).map((f) => [f.path, sha256(f.content)]));

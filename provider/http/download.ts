@@ -7,7 +7,7 @@
  * target therefore sees the old file or a verified new one, never a partial or wrong one.
  */
 
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, renameSync, type WriteStream, writeFileSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -26,9 +26,10 @@ export interface DownloadToFileOptions extends HttpOptions {
     /** What the body MUST be; a mismatch throws `ERR_VERIFICATION` and leaves no file behind. */
     readonly expected: ExpectedContent;
     /**
-     * Where the body is written before the rename. Defaults to `.<name>.partial` beside the
-     * target: a run killed mid-download leaves at most that file, which the next download of
-     * the same target overwrites. Callers MUST NOT download to one target concurrently.
+     * Where the body is written before the rename. Defaults to a name of this process and
+     * attempt beside the target (`partialPath`), created exclusively: two processes downloading
+     * the same target each write their own file, and neither can truncate the other's after its
+     * hash was checked. A run killed mid-download leaves that file for its owner's collection.
      */
     readonly tempPath?: string;
     /** Called with the byte count of each chunk as it arrives (also on attempts that fail). */
@@ -50,9 +51,9 @@ export interface DownloadResult {
     readonly attempts: number;
 }
 
-/** The temporary name `downloadToFile` uses for `target` by default. */
+/** A fresh temporary name for `target`, unique to this process and call: `.<name>.partial-<pid>-<random>`. */
 export function partialPath(target: string): string {
-    return join(dirname(target), `.${basename(target)}.partial`);
+    return join(dirname(target), `.${basename(target)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
 function verificationError(url: string, problem: string): AirgapError {
@@ -94,7 +95,7 @@ class MemorySink implements Sink {
         // Synchronous on purpose: one small write and a rename cost less than the round trips
         // of the same calls through libuv's thread pool, which dominate with many small files.
         try {
-            writeFileSync(tmp, Buffer.concat(this.chunks), { mode: mode ?? 0o644 });
+            writeFileSync(tmp, Buffer.concat(this.chunks), { mode: mode ?? 0o644, flag: "wx" });
         } catch (cause) {
             throw new AirgapError("ERR_IO", `writing ${tmp}`, { cause });
         }
@@ -122,7 +123,7 @@ class FileSink implements Sink {
         private readonly tmp: string,
         mode: number | undefined,
     ) {
-        this.out = createWriteStream(tmp, { flags: "w", mode: mode ?? 0o644 });
+        this.out = createWriteStream(tmp, { flags: "wx", mode: mode ?? 0o644 });
         this.out.on("error", (err) => {
             this.error ??= err;
         });

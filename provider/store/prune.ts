@@ -1,5 +1,5 @@
 /**
- * Age-based pruning for the caches kept under `<root>/.airgap/`: the index cache, the lock
+ * Age-based pruning for the caches kept in a mirror's state directory (`publish.stateDir`): the index cache, the lock
  * cache and the remembered Release verifications each gain an entry whenever the upstream
  * changes (an uncompressed Debian `Packages` index is about 50 MB), so without pruning they
  * grow for as long as a site syncs. Entries are touched when used; whatever has not been used

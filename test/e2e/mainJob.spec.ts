@@ -104,8 +104,8 @@ describe("npm run main (the default stack) with the real Pulumi CLI", function (
         // The published mirror, the host files, the lock file and the signing key: all as they were.
         const after = snapshotTree(data, { identity: true });
         assert.deepEqual(
-            Object.fromEntries(Object.entries(after).filter(([p]) => !p.startsWith("mirror/.airgap/"))),
-            Object.fromEntries(Object.entries(before.data).filter(([p]) => !p.startsWith("mirror/.airgap/"))),
+            Object.fromEntries(Object.entries(after).filter(([p]) => !p.startsWith("mirror.airgap/"))),
+            Object.fromEntries(Object.entries(before.data).filter(([p]) => !p.startsWith("mirror.airgap/"))),
         );
         ok(await main("config", "rm", "packages"), "config rm packages");
         ok(await main("preview", "--expect-no-changes"), "preview --expect-no-changes after the fix");

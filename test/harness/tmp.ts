@@ -38,6 +38,8 @@ export async function removeTempDir(dir: string): Promise<void> {
         return;
     }
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    // An APT mirror published under `dir` keeps its engine state beside it (`<dir>.airgap`).
+    await rm(`${dir}.airgap`, { recursive: true, force: true, maxRetries: 3 });
 }
 
 /** Removes every directory made by `makeTempDir` that is still there. */

@@ -521,7 +521,7 @@ describe("AptMirror faults: a failed sync leaves the published repository as it 
             // An earlier test published nothing but may have verified this download already.
             await rm(
                 join(
-                    downloadDir(spec().publish),
+                    downloadDir(spec()),
                     downloadName({ filename: upstream.poolPath("main", deb), sha256: deb.sha256 }),
                 ),
                 { force: true },

@@ -10,9 +10,9 @@ import {
     hashMemoFile,
     removeMirror,
     resolveLock,
+    suiteStampFile,
     syncMirror,
 } from "../../../provider/apt/mirror";
-import { stampFile } from "../../../provider/apt/stamp";
 import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
@@ -184,7 +184,7 @@ describe("AptMirror re-runs: lock cache and sync stamp", function () {
         });
 
         it("keeps no secret in the stamp", () => {
-            const text = readFileSync(stampFile(root, "debian"), "utf8");
+            const text = readFileSync(suiteStampFile(spec(lock)), "utf8");
             const keyLines = signing.keys[0]!.privateKeyArmored.split("\n").filter((l) =>
                 /^[A-Za-z0-9+/]{40,}$/.test(l),
             );
@@ -237,18 +237,18 @@ describe("AptMirror re-runs: lock cache and sync stamp", function () {
             assert.match(readFileSync(join(repoDir, "dists/bookworm/Release"), "utf8"), /^Origin: elsewhere$/m);
 
             server.clearLog();
-            rmSync(stampFile(root, "debian"));
+            rmSync(suiteStampFile(spec(lock)));
             await syncMirror(spec(lock, "elsewhere"));
             assert.ok(server.requests.length > 0, "a sync without a stamp skipped the upstream");
-            assert.ok(existsSync(stampFile(root, "debian")), "the full sync wrote no stamp");
+            assert.ok(existsSync(suiteStampFile(spec(lock))), "the full sync wrote no stamp");
         });
 
         it("removeMirror removes the stamp, the downloads and the hash memo with the mirror", async () => {
-            const publish = { root, prefix: "debian" };
+            const publish = spec(lock);
             assert.ok(existsSync(hashMemoFile(publish)), "the sync kept no hash memo to remove");
             assert.ok(existsSync(downloadDir(publish)), "the sync kept no downloads to remove");
             await removeMirror(spec(lock));
-            assert.ok(!existsSync(stampFile(root, "debian")));
+            assert.ok(!existsSync(suiteStampFile(spec(lock))));
             assert.ok(!existsSync(repoDir));
             assert.ok(!existsSync(downloadDir(publish)));
             assert.ok(!existsSync(hashMemoFile(publish)));

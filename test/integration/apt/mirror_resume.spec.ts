@@ -216,7 +216,7 @@ describe("AptMirror killed mid-sync: the published repository survives and the n
         const lock = await lockFor(["base", "app"]);
         assert.equal(Object.keys(lock).length, 10);
         const published = snapshotTree(repoDir, { identity: true });
-        const downloads = downloadDir(spec(lock).publish);
+        const downloads = downloadDir(spec(lock));
         const already = downloadedPoolPaths(downloads);
         assert.deepEqual(already, [upstream.poolPath("main", debOf("base"))]);
 

@@ -45,7 +45,7 @@ describe("AptMirror replay and key trust", function () {
     });
     /** What the SDK passes: the lock resolved now, with its upstream Release date. */
     const resolvedSpec = async (over: Partial<AptMirrorSpec> = {}): Promise<AptMirrorSpec> => {
-        const lock = await resolveProgramLock({ source: source(), queries: ["app"], root, dryRun: true });
+        const lock = await resolveProgramLock({ source: source(), queries: ["app"], publish: { root }, dryRun: true });
         return {
             source: source(),
             packages: lock.packages,
@@ -61,10 +61,14 @@ describe("AptMirror replay and key trust", function () {
         cpSync(dir, join(upstream.dir, "dists"), { recursive: true });
     };
     /** The published tree and the engine state beside it, less the shared caches. */
-    const published = () =>
-        Object.fromEntries(
-            Object.entries(snapshotTree(root, { identity: true })).filter(([k]) => !k.startsWith(".airgap/indexes")),
-        );
+    const published = () => ({
+        root: snapshotTree(root, { identity: true }),
+        state: Object.fromEntries(
+            Object.entries(snapshotTree(`${root}.airgap`, { identity: true })).filter(
+                ([k]) => !k.startsWith("indexes"),
+            ),
+        ),
+    });
     const inputsOf = (state: AptMirrorState): AptMirrorSpec => {
         const { packageCount, bytes, releaseSha256, publishedPath, publicKey, drift, ...inputs } = state;
         return inputs;

@@ -41,6 +41,27 @@ describe("AptMirror diff", () => {
         assert.deepEqual(await diff({ ...spec, drift: [] }, reordered), { changes: false, replaces: [] });
     });
 
+    it("another spelling of the publish root is no change; another root or prefix replaces", async () => {
+        for (const root of ["/srv/mirror/", "/srv/./mirror", "/srv//mirror/"]) {
+            assert.deepEqual(
+                await diff({ ...spec, drift: [] }, { ...spec, publish: { ...spec.publish, root } }),
+                { changes: false, replaces: [] },
+                root,
+            );
+        }
+        for (const publish of [
+            { ...spec.publish, root: "/srv/other" },
+            { ...spec.publish, prefix: "ubuntu" },
+        ]) {
+            assert.deepEqual((await diff(spec, { ...spec, publish })).replaces, ["publish"], JSON.stringify(publish));
+        }
+        // A state directory moved elsewhere is an update: the mirror stays where it is served.
+        assert.deepEqual(await diff(spec, { ...spec, publish: { ...spec.publish, stateDir: "/var/cache/m" } }), {
+            changes: true,
+            replaces: [],
+        });
+    });
+
     it("a package version, a query result or the origin is an update in place", async () => {
         for (const news of [
             { ...spec, packages: { "app/amd64": "1.1-1" } },
