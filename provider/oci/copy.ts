@@ -98,6 +98,18 @@ export interface CopyImageResult {
     readonly tagged?: string;
     /** Every manifest put, children first. */
     readonly manifests: readonly string[];
+    /**
+     * What the copy created, as opposed to found there: the tag (absent or naming another
+     * manifest before), the manifests and the blobs the destination did not hold. Present when the
+     * destination can tell (`hasManifest`, `tagDigest`).
+     */
+    readonly created?: {
+        readonly tag: boolean;
+        readonly manifests: readonly string[];
+        readonly blobs: readonly string[];
+    };
+    /** Every blob (layer, config) the copied manifests reference. */
+    readonly blobs?: readonly string[];
     /** For an index: "os/arch[/variant]" → child digest, for the children copied. */
     readonly platformDigests?: Readonly<Record<string, string>>;
     /** Blob bytes moved for this image. */
@@ -181,7 +193,8 @@ class LazyBlobStream extends Readable {
 /** Shared state of one copy run: the blob limiter, in-flight blobs, counters and progress. */
 class CopyRun {
     readonly limiter: Limiter;
-    readonly inFlight = new Map<string, Promise<void>>();
+    /** Blobs being copied, by store and digest: resolves to true when this run created the blob. */
+    readonly inFlight = new Map<string, Promise<boolean>>();
     readonly started = Date.now();
     imagesDone = 0;
     imagesFailed = 0;
@@ -243,6 +256,12 @@ interface ImageStats {
     blobsCopied: number;
     blobsSkipped: number;
     manifests: string[];
+    /** Manifests put that the destination did not hold before (when it can tell). */
+    createdManifests: string[];
+    /** Whether the tag was created; undefined when the destination cannot tell or no tag was put. */
+    tagCreated?: boolean;
+    blobs: Set<string>;
+    createdBlobs: Set<string>;
 }
 
 /** A key naming the store a destination writes to, for deduplicating blobs in flight. */
@@ -268,21 +287,24 @@ function platformName(d: Descriptor): string {
 }
 
 async function copyBlob(run: CopyRun, req: CopyImageRequest, desc: Descriptor, stats: ImageStats): Promise<void> {
+    stats.blobs.add(desc.digest);
     const key = `${storeKey(req.destination.location)} ${desc.digest}`;
     const pending = run.inFlight.get(key);
     if (pending !== undefined) {
-        await pending;
+        if (await pending) {
+            stats.createdBlobs.add(desc.digest);
+        }
         stats.blobsSkipped++;
         run.blobsSkipped++;
         return;
     }
-    const work = run.limiter.run(async () => {
+    const work = run.limiter.run(async (): Promise<boolean> => {
         run.blobsActive++;
         try {
             if (await req.destination.hasBlob(desc.digest)) {
                 stats.blobsSkipped++;
                 run.blobsSkipped++;
-                return;
+                return false;
             }
             const stream = new LazyBlobStream(
                 () => req.source.getBlob(desc.digest),
@@ -295,10 +317,11 @@ async function copyBlob(run: CopyRun, req: CopyImageRequest, desc: Descriptor, s
             if (stream.bytes === 0 && desc.size > 0) {
                 stats.blobsSkipped++;
                 run.blobsSkipped++;
-            } else {
-                stats.blobsCopied++;
-                run.blobsCopied++;
+                return false;
             }
+            stats.blobsCopied++;
+            run.blobsCopied++;
+            return true;
         } catch (cause) {
             if (isAirgapError(cause)) {
                 throw cause;
@@ -310,7 +333,9 @@ async function copyBlob(run: CopyRun, req: CopyImageRequest, desc: Descriptor, s
     });
     run.inFlight.set(key, work);
     try {
-        await work;
+        if (await work) {
+            stats.createdBlobs.add(desc.digest);
+        }
     } finally {
         run.inFlight.delete(key);
     }
@@ -355,11 +380,11 @@ async function copyTree(
     } else {
         await Promise.all(referencedBlobs(parsed).map((d) => copyBlob(run, req, d, stats)));
     }
-    const digest = await req.destination.putManifest(
-        blob.bytes,
-        blob.mediaType,
-        name === "digest" ? blob.digest : name.tag,
-    );
+    const dest = req.destination;
+    const existed = dest.hasManifest === undefined ? undefined : await dest.hasManifest(blob.digest);
+    const tag = name === "digest" ? undefined : (name.tag ?? destinationTag(req));
+    const tagged = tag === undefined || dest.tagDigest === undefined ? undefined : await dest.tagDigest(tag);
+    const digest = await dest.putManifest(blob.bytes, blob.mediaType, name === "digest" ? blob.digest : name.tag);
     if (digest !== blob.digest) {
         throw new AirgapError(
             "ERR_VERIFICATION",
@@ -367,6 +392,12 @@ async function copyTree(
         );
     }
     stats.manifests.push(digest);
+    if (existed === false) {
+        stats.createdManifests.push(digest);
+    }
+    if (tag !== undefined && dest.tagDigest !== undefined) {
+        stats.tagCreated = tagged !== digest;
+    }
     run.manifests++;
     return digest;
 }
@@ -445,7 +476,15 @@ function destinationTag(req: CopyImageRequest): string | undefined {
 }
 
 async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageResult> {
-    const stats: ImageStats = { bytes: 0, blobsCopied: 0, blobsSkipped: 0, manifests: [] };
+    const stats: ImageStats = {
+        bytes: 0,
+        blobsCopied: 0,
+        blobsSkipped: 0,
+        manifests: [],
+        createdManifests: [],
+        blobs: new Set(),
+        createdBlobs: new Set(),
+    };
     const source = formatImageLocation(req.source.location);
     const destination = formatImageLocation(req.destination.location);
     const top = await req.source.getManifest(req.digest);
@@ -486,6 +525,7 @@ async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageRe
                 indexCopied: false,
                 ...(single !== undefined && tag !== undefined ? { tagged: tag } : {}),
                 manifests: stats.manifests,
+                ...createdOf(req, stats),
                 platformDigests,
                 bytes: stats.bytes,
                 blobsCopied: stats.blobsCopied,
@@ -507,10 +547,27 @@ async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageRe
         indexCopied: true,
         ...(tag === undefined ? {} : { tagged: tag }),
         manifests: stats.manifests,
+        ...createdOf(req, stats),
         ...(platformDigests === undefined ? {} : { platformDigests }),
         bytes: stats.bytes,
         blobsCopied: stats.blobsCopied,
         blobsSkipped: stats.blobsSkipped,
+    };
+}
+
+/** The result's `created` and `blobs`, when the destination can tell what was there. */
+function createdOf(req: CopyImageRequest, stats: ImageStats): Pick<CopyImageResult, "created" | "blobs"> {
+    const blobs = [...stats.blobs].sort();
+    if (req.destination.hasManifest === undefined) {
+        return { blobs };
+    }
+    return {
+        created: {
+            tag: stats.tagCreated ?? false,
+            manifests: stats.createdManifests,
+            blobs: blobs.filter((b) => stats.createdBlobs.has(b)),
+        },
+        blobs,
     };
 }
 

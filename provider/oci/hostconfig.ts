@@ -11,7 +11,7 @@ import { renderRegistriesConf } from "../host/render";
 import type { RegistryMirrorSpec } from "../host/types";
 import { fullName, withRegistry } from "./reference";
 import type { ImageMirrorSpec, ImageMirrorState } from "./mirror_types";
-import { parseMirrorTarget, sourceReference } from "./naming";
+import { parseMirrorTarget, registryHostKey, sourceReference } from "./naming";
 
 /** One `{source, mirrors}` entry per source registry, for registry destinations. */
 export function mirrorRegistries(
@@ -22,8 +22,8 @@ export function mirrorRegistries(
         return [];
     }
     const mode = spec.repositoryPath ?? "keep-registry";
-    const host = target.registry.split("/")[0]!.toLowerCase();
-    const insecure = (spec.tls?.insecureRegistries ?? []).some((r) => r.toLowerCase() === host);
+    const host = registryHostKey(target.registry.split("/")[0]!);
+    const insecure = (spec.tls?.insecureRegistries ?? []).some((r) => registryHostKey(r) === host);
     const bySource = new Map<string, string>();
     for (const key of Object.keys(spec.images ?? {})) {
         const ref = sourceReference(key);

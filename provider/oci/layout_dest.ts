@@ -20,6 +20,7 @@ import {
     blobPath,
     checkLayoutFile,
     emptyLayoutIndex,
+    findByRefName,
     isValidRefName,
     MAX_LAYOUT_FILE_SIZE,
     OCI_INDEX_FILE,
@@ -234,6 +235,16 @@ export class OciLayoutImageDestination implements ImageDestination {
 
     async listTags(): Promise<string[]> {
         return refNames(await readLayout(this.location.path));
+    }
+
+    async hasManifest(digest: string): Promise<boolean> {
+        return this.hasBlob(digest);
+    }
+
+    async tagDigest(tag: string): Promise<string | undefined> {
+        await this.indexQueue;
+        const found = findByRefName(await readLayout(this.location.path), tag);
+        return found[found.length - 1]?.digest;
     }
 
     async commit(): Promise<void> {

@@ -19,7 +19,7 @@ import { parseDockerConfig } from "./auth";
 import { resolveTags } from "./resolve";
 import type { RegistryOptions } from "./registry_transport";
 import type { ImageLock, ImageMirrorSpec } from "./mirror_types";
-import { layoutRefName, parseMirrorSource, sourceReference } from "./naming";
+import { layoutRefName, parseMirrorSource, registryHostKey, sourceReference } from "./naming";
 
 /** Registry options per domain from `auth` and `tls`. */
 /** Overrides of registry options (e.g. retries, or a dispatcher in tests): for all registries, or per domain. */
@@ -30,11 +30,11 @@ export function registryOptionsFor(
     overrides: RegistryOverrides = {},
 ): (domain: string) => RegistryOptions {
     const dockerConfig = spec.auth === undefined || spec.auth === "" ? undefined : parseDockerConfig(spec.auth, "auth");
-    const insecure = new Set((spec.tls?.insecureRegistries ?? []).map((r) => r.toLowerCase()));
+    const insecure = new Set((spec.tls?.insecureRegistries ?? []).map(registryHostKey));
     return (domain) => ({
         ...(dockerConfig === undefined ? {} : { dockerConfig }),
         ...(spec.tls?.caCert === undefined ? {} : { caPem: spec.tls.caCert }),
-        ...(insecure.has(domain.toLowerCase()) ? { insecure: true } : {}),
+        ...(insecure.has(registryHostKey(domain)) ? { insecure: true } : {}),
         ...(typeof overrides === "function" ? overrides(domain) : overrides),
     });
 }

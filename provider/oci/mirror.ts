@@ -21,27 +21,27 @@
  *   across the air gap still says where each image came from, and a disk-to-mirror run finds it.
  */
 
-import { promises as fsp } from "node:fs";
+import { existsSync, promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AirgapError, hasCode, invalidArgument, isAirgapError } from "../errors";
+import { AirgapError, invalidArgument, isAirgapError } from "../errors";
+import { type HeldLock, takeLock } from "../store/lockfile";
 import { extractLayoutArchive } from "./archive_src";
 import { type CopyImageRequest, type CopyProgress, copyImages } from "./copy";
-import {
-    ANNOTATION_REF_NAME,
-    type LayoutIndex,
-    OCI_INDEX_FILE,
-    readLayout,
-    serializeLayoutIndex,
-    writeLayoutFile,
-} from "./layout";
 import { parseManifest, referencedBlobs } from "./manifest";
 import { openImageDestination, openImageSource } from "./open";
 import { type DockerReference, fullName } from "./reference";
-import type { RegistryOptions } from "./registry_transport";
 import type { ImageDestination, ImageLocation, ImageSource } from "./types";
 import { IMAGE_DEFAULTS, type ImageMirrorSpec, type ImageMirrorState, type PushedImage } from "./mirror_types";
-import { layoutRefName, mirrorReference, parseMirrorSource, parseMirrorTarget, sourceReference } from "./naming";
+import {
+    layoutRefName,
+    mirrorReference,
+    parseMirrorSource,
+    parseMirrorTarget,
+    placeOfDestination,
+    sourceReference,
+} from "./naming";
+import { checkCreatedRecords, createdRecord, layoutLockFile, type OwnershipLog, removeOwned } from "./ownership";
 import { registryOptionsFor, type RegistryOverrides } from "./lock";
 import { hostConfigFor } from "./hostconfig";
 
@@ -59,6 +59,34 @@ export interface SyncImagesOptions {
     progressIntervalMs?: number;
     /** Overrides for every registry request (e.g. retries in tests). */
     registry?: RegistryOverrides;
+    /** Where lines about what was left in place go. Defaults to stderr. */
+    log?: OwnershipLog;
+    /** Milliseconds to wait for another run holding a layout destination. Defaults to 30 minutes. */
+    lockTimeoutMs?: number;
+}
+
+/** A layout destination is one writer's at a time: another run waits this long, then fails naming the holder. */
+export const LAYOUT_LOCK_TIMEOUT_MS = 30 * 60_000;
+
+function stderrLog(destination: string): OwnershipLog {
+    return (line) => console.error(`[image ${destination}] ${line}`);
+}
+
+/** Takes the locks of the layouts among `stores` (those that exist, unless `create`), in a fixed order. */
+async function lockLayouts(stores: Iterable<string>, timeoutMs: number, create: boolean): Promise<HeldLock[]> {
+    const held: HeldLock[] = [];
+    try {
+        for (const store of [...new Set(stores)].filter((s) => s.startsWith("oci:")).sort()) {
+            const dir = store.slice("oci:".length);
+            if (create || existsSync(dir)) {
+                held.push(await takeLock(layoutLockFile(dir), timeoutMs));
+            }
+        }
+        return held;
+    } catch (err) {
+        await Promise.allSettled(held.map((l) => l.release()));
+        throw err;
+    }
 }
 
 interface Planned {
@@ -136,6 +164,7 @@ async function contentOf(source: ImageSource, digests: readonly string[], blobs:
  * when some fail, the error names each failing source reference.
  */
 export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptions = {}): Promise<ImageMirrorState> {
+    checkCreatedRecords(options.previous ?? []);
     const sourceTarget = parseMirrorSource(spec.source);
     const registry = registryOptionsFor(spec, options.registry);
     const open = { registry };
@@ -155,8 +184,21 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
     }
     const sources: ImageSource[] = [];
     const destinations: ImageDestination[] = [];
+    let locks: HeldLock[] = [];
     try {
         const planned = plan(spec, layoutSourceDir);
+        const timeout = options.lockTimeoutMs ?? LAYOUT_LOCK_TIMEOUT_MS;
+        locks = await lockLayouts(
+            [...planned.map((p) => p.store), ...(options.previous ?? []).map((p) => placeOfDestination(p.destination))],
+            timeout,
+            true,
+        );
+        // Whether each archive was there before: an archive this sync creates is the resource's.
+        const archiveExisted = new Map(
+            planned.flatMap((p) =>
+                p.destination.transport === "oci-archive" ? [[p.store, existsSync(p.destination.path)] as const] : [],
+            ),
+        );
         const shared = new Map<string, ImageDestination>();
         const requests: CopyImageRequest[] = [];
         for (const p of planned) {
@@ -220,10 +262,21 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
                 ...(r.tagged === undefined ? {} : { tag: r.tagged }),
                 ...(top === undefined ? {} : { top }),
                 manifests: [...new Set(r.manifests)],
+                created: createdRecord(
+                    p.store,
+                    r.tagged,
+                    r,
+                    options.previous ?? [],
+                    archiveExisted.get(p.store) === false,
+                ),
             });
             manifestBytes += await contentOf(requests[i]!.source, r.manifests, blobs);
         }
-        await prune(options.previous ?? [], pushed, open);
+        await prune(options.previous ?? [], pushed, {
+            ...open,
+            log: options.log ?? stderrLog(spec.destination),
+            archives: false,
+        });
         return {
             ...spec,
             images: { ...spec.images },
@@ -236,83 +289,62 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
         };
     } finally {
         await Promise.allSettled([...sources, ...destinations].map((x) => x.close()));
+        await Promise.allSettled(locks.map((l) => l.release()));
         if (tempDir !== undefined) {
             await fsp.rm(tempDir, { recursive: true, force: true });
         }
     }
 }
 
-/** Removes what `old` pushed and `current` does not hold (same store and digest, or same layout name). */
+/** Removes what `old` created and `current` does not hold (same place and digest, or same tag). */
 async function prune(
     old: readonly PushedImage[],
     current: readonly PushedImage[],
-    open: { registry: (domain: string) => RegistryOptions },
+    options: Parameters<typeof removeOwned>[2],
 ): Promise<void> {
-    const keep = new Set(current.flatMap((p) => p.manifests.map((d) => `${p.destination} ${d}`)));
-    const keepNames = new Set(current.flatMap((p) => (p.tag === undefined ? [] : [`${p.destination} ${p.tag}`])));
-    await removePushed(old, open, (store, digest) => keep.has(`${store} ${digest}`), keepNames);
+    const keep = new Set(
+        current.flatMap((p) => {
+            const store = placeOfDestination(p.destination);
+            return [
+                ...p.manifests.map((d) => `${store} ${d}`),
+                ...(p.tag === undefined ? [] : [`${store} tag ${p.tag}`]),
+            ];
+        }),
+    );
+    const gone = old.filter((p) => {
+        const store = placeOfDestination(p.destination);
+        return (
+            (p.tag !== undefined && !keep.has(`${store} tag ${p.tag}`)) ||
+            p.manifests.some((d) => !keep.has(`${store} ${d}`))
+        );
+    });
+    await removeOwned(gone, current, options);
 }
 
 /**
- * Deletes manifests (registries, top first) or layout index entries of `pushed`, skipping those
- * `kept` says are still wanted. Archives are removed as a whole only by `removeImages`.
+ * Removes what this resource created (see ownership.ts): registry tags and manifests no other tag
+ * needs, its layout entries and the blobs only they referenced, the archive it wrote. What it
+ * cannot prove it created is left, with a log line.
  */
-async function removePushed(
-    pushed: readonly PushedImage[],
-    open: { registry: (domain: string) => RegistryOptions },
-    kept: (store: string, digest: string) => boolean,
-    keptNames: ReadonlySet<string>,
-): Promise<void> {
-    const layouts = new Map<string, Set<string>>();
-    for (const p of pushed) {
-        if (p.destination.startsWith("docker://")) {
-            const dest = await openImageDestination(p.destination, open);
-            try {
-                const deleter = dest as unknown as { deleteManifest?: (digest: string) => Promise<boolean> };
-                for (const d of [...p.manifests].reverse()) {
-                    if (!kept(p.destination, d)) {
-                        await deleter.deleteManifest?.(d);
-                    }
-                }
-            } finally {
-                await dest.close();
-            }
-        } else if (p.destination.startsWith("oci:") && p.tag !== undefined) {
-            if (!keptNames.has(`${p.destination} ${p.tag}`)) {
-                const names = layouts.get(p.destination) ?? new Set<string>();
-                names.add(p.tag);
-                layouts.set(p.destination, names);
-            }
-        }
-    }
-    for (const [store, names] of layouts) {
-        const dir = store.slice("oci:".length);
-        let index: LayoutIndex;
-        try {
-            index = await readLayout(dir);
-        } catch (err) {
-            if (hasCode(err, "ERR_NOT_FOUND")) continue;
-            throw err;
-        }
-        const manifests = index.manifests.filter((d) => {
-            const name = d.annotations?.[ANNOTATION_REF_NAME];
-            return name === undefined || !names.has(name);
-        });
-        await writeLayoutFile(path.join(dir, OCI_INDEX_FILE), serializeLayoutIndex({ manifests, raw: index.raw }));
-    }
-}
-
-/** Removes everything this resource pushed: registry manifests by digest, layout entries, the archive. */
 export async function removeImages(
     state: Pick<ImageMirrorState, "pushed" | "destination" | "auth" | "tls">,
-    options: { registry?: RegistryOverrides } = {},
+    options: { registry?: RegistryOverrides; log?: OwnershipLog; lockTimeoutMs?: number } = {},
 ): Promise<void> {
-    const open = { registry: registryOptionsFor(state, options.registry) };
     const pushed = state.pushed ?? [];
-    await removePushed(pushed, open, () => false, new Set());
-    for (const store of new Set(pushed.map((p) => p.destination))) {
-        if (store.startsWith("oci-archive:")) {
-            await fsp.rm(store.slice("oci-archive:".length), { force: true });
-        }
+    checkCreatedRecords(pushed);
+    const registry = registryOptionsFor(state, options.registry);
+    const locks = await lockLayouts(
+        pushed.map((p) => placeOfDestination(p.destination)),
+        options.lockTimeoutMs ?? LAYOUT_LOCK_TIMEOUT_MS,
+        false,
+    );
+    try {
+        await removeOwned(pushed, [], {
+            registry,
+            log: options.log ?? stderrLog(state.destination),
+            archives: true,
+        });
+    } finally {
+        await Promise.allSettled(locks.map((l) => l.release()));
     }
 }

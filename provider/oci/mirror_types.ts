@@ -52,6 +52,25 @@ export interface PushedImage {
     top?: string;
     /** Every manifest put, children first. */
     manifests: string[];
+    /**
+     * What this resource created there, the only things its prune and destroy may remove. Absent
+     * in states written before it was recorded: then nothing is known to be this resource's.
+     */
+    created?: CreatedRecord;
+}
+
+/** What one image of a resource created at its destination (see `PushedImage.created`). */
+export interface CreatedRecord {
+    /** The record's format. */
+    v: 1;
+    /** The tag (or layout reference name) did not exist, or named another manifest, before this resource put it. */
+    tag: boolean;
+    /** Manifests (of `PushedImage.manifests`) the destination repository or layout did not hold before. */
+    manifests: string[];
+    /** Layouts: blobs (layers, configs) the layout did not hold before. */
+    blobs?: string[];
+    /** Archives: the archive file did not exist before this resource wrote it. */
+    file?: boolean;
 }
 
 export interface ImageMirrorState extends ImageMirrorSpec {

@@ -3,7 +3,10 @@
  * locations of ImageMirror, and the names images get at a destination (see mirror.ts).
  */
 
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { invalidArgument } from "../errors";
+import { placeOf } from "../store/place";
 import { parseDigest } from "./digest";
 import {
     type DockerReference,
@@ -33,7 +36,8 @@ export function parseMirrorTarget(s: string, argument: string): MirrorTarget {
         throw invalidArgument(argument, `must be a string such as "docker://mirror.local:5000", got ${typeof s}`);
     }
     if (s.startsWith("docker://")) {
-        const registry = s.slice("docker://".length).replace(/\/+$/, "");
+        // One spelling: host lower-case without the default port, no empty or trailing segments.
+        const registry = placeOfDestination(s).slice("docker://".length);
         // withRegistry validates host[:port] and the namespace.
         try {
             withRegistry({ domain: "example.invalid", path: "x" }, registry, "strip-registry");
@@ -62,6 +66,57 @@ export function parseMirrorTarget(s: string, argument: string): MirrorTarget {
         argument,
         `"${s}" has an unknown transport; use "docker://host[:port][/namespace]", "oci:/path" or "oci-archive:/path/file.tar"`,
     );
+}
+
+/** The port a registry is reached on when none is written (HTTPS). */
+const DEFAULT_REGISTRY_PORT = ":443";
+const HUB_ALIASES = ["index.docker.io"];
+
+/**
+ * A registry `host[:port]` spelled one way: lower-case, without the default port ":443", the
+ * Docker Hub aliases as "docker.io". Used for destinations and for `tls.insecureRegistries`.
+ */
+export function registryHostKey(host: string): string {
+    let h = host.toLowerCase();
+    if (h.endsWith(DEFAULT_REGISTRY_PORT)) {
+        h = h.slice(0, -DEFAULT_REGISTRY_PORT.length);
+    }
+    return HUB_ALIASES.includes(h) ? "docker.io" : h;
+}
+
+/** A file or directory path as a place: absolute, resolved through the symbolic links that exist. */
+function placeOfPath(p: string): string {
+    const resolved = path.resolve(p);
+    if (fs.existsSync(resolved)) {
+        return placeOf(resolved);
+    }
+    const parent = path.dirname(resolved);
+    return parent === resolved ? resolved : path.join(placeOfPath(parent), path.basename(resolved));
+}
+
+/**
+ * A destination (or a store of `PushedImage.destination`: `docker://host/repository`, `oci:/path`,
+ * `oci-archive:/path`) spelled one way, so that two spellings of one place never look like two
+ * places: the registry host as `registryHostKey`, the namespace or repository without empty
+ * segments or a trailing slash; a layout or archive path absolute, without "." / ".." or doubled
+ * slashes, symbolic links resolved as far as the path exists. Anything else is returned as it is.
+ */
+export function placeOfDestination(s: string): string {
+    if (typeof s !== "string") {
+        return s;
+    }
+    if (s.startsWith("docker://")) {
+        const [host = "", ...rest] = s.slice("docker://".length).split("/");
+        const segments = rest.filter((x) => x !== "");
+        return `docker://${[registryHostKey(host), ...segments].join("/")}`;
+    }
+    for (const kind of ["oci-archive", "oci"] as const) {
+        if (s.startsWith(`${kind}:`)) {
+            const p = s.slice(kind.length + 1);
+            return p === "" || p.includes(":") ? s : `${kind}:${placeOfPath(p)}`;
+        }
+    }
+    return s;
 }
 
 /** Parses `source`: "docker://" (the default), `oci:/path` or `oci-archive:/path`. */

@@ -2,7 +2,7 @@
  * ImageMirror's provider operations. `read` and `delete` also run the code stored in the state of
  * older versions: they rely only on `pushed`, `images`, `mirrored`, `auth` and `tls`.
  */
-import { checkWith, diffInputs, type Operations } from "../dynamic/contract";
+import { checkWith, containsUnknown, diffInputs, type Operations } from "../dynamic/contract";
 import { assertNoProblems, type Problem, problemOf } from "../errors";
 import { parseDockerConfig } from "./auth";
 import type { CopyProgress } from "./copy";
@@ -14,6 +14,7 @@ import {
     isLockDigest,
     parseMirrorSource,
     parseMirrorTarget,
+    placeOfDestination,
     readImages,
     registryHostPattern,
     removeImages,
@@ -150,12 +151,28 @@ export function progressReporter(label: string): (p: CopyProgress) => void {
     };
 }
 
+/** The destination as a place (`placeOfDestination`), or undefined while it is unknown. */
+function placeIn(spec: Pick<ImageMirrorSpec, "destination">): string | undefined {
+    return containsUnknown(spec.destination) ? undefined : placeOfDestination(spec.destination);
+}
+
 export const operations: Operations<ImageMirrorSpec, ImageMirrorState> = {
-    check: checkWith(validateImageMirrorSpec),
+    /** The inputs' problems; valid inputs go on with the destination spelled as a place. */
+    async check(olds, news) {
+        const result = await checkWith(validateImageMirrorSpec)(olds, news);
+        if (!containsUnknown(news) && result.failures.length === 0) {
+            result.inputs = { ...news, destination: placeOfDestination(news.destination) };
+        }
+        return result;
+    },
 
     async diff(_id, olds, news) {
+        // One place however it is spelled (states written before check normalised it too): a
+        // replacement is created before the old resource is deleted, and the old one's delete
+        // would then remove what the new one just pushed.
         const replaces: string[] = [];
-        if (olds.destination !== news.destination) {
+        const place = placeIn(news);
+        if (place === undefined || placeIn(olds) !== place) {
             replaces.push("destination");
         }
         if (
@@ -164,7 +181,9 @@ export const operations: Operations<ImageMirrorSpec, ImageMirrorState> = {
         ) {
             replaces.push("repositoryPath");
         }
-        return diffInputs(olds, news, specKeys, replaces);
+        const samePlace = <T extends Pick<ImageMirrorSpec, "destination">>(s: T): T =>
+            containsUnknown(s.destination) ? s : { ...s, destination: placeOfDestination(s.destination) };
+        return diffInputs(samePlace(olds), samePlace(news), specKeys, replaces);
     },
 
     async create(inputs) {

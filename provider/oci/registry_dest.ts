@@ -36,9 +36,10 @@ import {
     repositoryScope,
     uploadedBytes,
 } from "./registry_client";
-import { headBlob, listTags } from "./registry_src";
+import { type ManifestHead, deleteTag, headManifest, type TagDeletion } from "./registry_manifests";
+import { fetchManifest, headBlob, listTags } from "./registry_src";
 import type { BlobLocationCache } from "./registry_transport";
-import type { DockerLocation, ImageDestination } from "./types";
+import type { DockerLocation, ImageDestination, ManifestBlob } from "./types";
 
 export const DEFAULT_CHUNK_THRESHOLD = 16 * 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
@@ -469,6 +470,31 @@ export class RegistryImageDestination implements ImageDestination {
 
     async listTags(): Promise<string[]> {
         return listTags(this.client, this.repository, true);
+    }
+
+    async hasManifest(digest: string): Promise<boolean> {
+        parseDigest(digest);
+        return (await headManifest(this.client, this.repository, digest)) !== undefined;
+    }
+
+    async tagDigest(tag: string): Promise<string | undefined> {
+        return (await headManifest(this.client, this.repository, withTag(this.location.reference, tag).tag!))?.digest;
+    }
+
+    /** The digest and media type a tag or digest names now; undefined when absent. */
+    async manifestHead(reference: string): Promise<ManifestHead | undefined> {
+        return headManifest(this.client, this.repository, reference);
+    }
+
+    /** The manifest stored under `digest`, verified. */
+    async getManifest(digest: string): Promise<ManifestBlob> {
+        parseDigest(digest);
+        return fetchManifest(this.client, this.repository, digest);
+    }
+
+    /** Deletes a tag only (OCI distribution spec 1.1); "unsupported" where the registry refuses it. */
+    async deleteTag(tag: string): Promise<TagDeletion> {
+        return deleteTag(this.client, this.repository, withTag(this.location.reference, tag).tag!);
     }
 
     async commit(): Promise<void> {}

@@ -106,6 +106,13 @@ export interface ImageDestination {
     putManifest(bytes: Buffer, mediaType: string, tagOrDigest?: string): Promise<string>;
     /** The tags (reference names) the destination holds for the location's repository, sorted. */
     listTags(): Promise<string[]>;
+    /**
+     * True when the manifest is already stored under its digest. Destinations that implement it
+     * (and `tagDigest`) let the copy record what it created, as opposed to what was there.
+     */
+    hasManifest?(digest: string): Promise<boolean>;
+    /** The digest the tag (reference name) names now; undefined when there is no such tag. */
+    tagDigest?(tag: string): Promise<string | undefined>;
     /** Makes everything put so far durable and visible. */
     commit(): Promise<void>;
     close(): Promise<void>;

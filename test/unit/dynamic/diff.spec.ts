@@ -130,6 +130,55 @@ describe("ImageMirror diff", () => {
     it("drift is a change", async () => {
         assert.equal((await diff({ ...spec, drift: ["missing"] }, spec)).changes, true);
     });
+
+    it("another spelling of the same registry or layout is no change, also against states not normalised", async () => {
+        const noChange = { changes: false, replaces: [] };
+        for (const [olds, news] of [
+            ["docker://mirror.local:5000", "docker://mirror.local:5000/"],
+            ["docker://Mirror.Local:5000/", "docker://mirror.local:5000"],
+            ["docker://mirror.local:5000/site", "docker://mirror.local:5000//site/"],
+            ["docker://mirror.local:443/site", "docker://MIRROR.local/site"],
+            ["oci:/srv/images/layout", "oci:/srv/images/./layout/"],
+            ["oci-archive:/srv/a/../images.tar", "oci-archive://srv//images.tar"],
+        ] as const) {
+            assert.deepEqual(
+                await diff({ ...spec, destination: olds, drift: [] }, { ...spec, destination: news }),
+                noChange,
+                `${olds} → ${news}`,
+            );
+        }
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "airgap-diff-"));
+        try {
+            fs.mkdirSync(path.join(dir, "real"));
+            fs.symlinkSync(path.join(dir, "real"), path.join(dir, "link"));
+            const viaLink = { ...spec, destination: `oci:${dir}/link` };
+            assert.deepEqual(await diff({ ...spec, destination: `oci:${dir}/real` }, viaLink), noChange);
+            assert.deepEqual(
+                await diff({ ...spec, destination: `oci:${dir}/other` }, viaLink),
+                { changes: true, replaces: ["destination"] },
+            );
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+        for (const news of ["docker://mirror.local:5001", "docker://mirror.local:5000/site", "oci:/srv/layout"]) {
+            assert.deepEqual(await diff(spec, { ...spec, destination: news }), {
+                changes: true,
+                replaces: ["destination"],
+            });
+        }
+    });
+
+    it("check hands on the destination spelled one way; an unknown destination replaces", async () => {
+        const checked = await images.check({}, { ...spec, destination: "docker://Mirror.Local:5000//site/" } as never);
+        assert.deepEqual(checked.failures, []);
+        assert.equal(checked.inputs.destination, "docker://mirror.local:5000/site");
+        const relative = await images.check({}, { ...spec, destination: "oci:./layout/." } as never);
+        assert.equal(relative.inputs.destination, `oci:${path.resolve("layout")}`);
+        assert.deepEqual(await diff(spec, { ...spec, destination: unknownValue }), {
+            changes: true,
+            replaces: ["destination"],
+        });
+    });
 });
 
 describe("HostMirrorConfig diff", () => {
