@@ -243,7 +243,10 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
         const walkPool = unfinished || previous.kind === "directory" || !references.complete;
         const dropped =
             previous.kind === "generation" ? [...references.files.keys()].filter((file) => !plan.byPool.has(file)) : [];
-        const removed = await collectGarbage(plan.repoDir, plan.distribution, generation, walkPool ? true : dropped);
+        // The previous generation stays until the next publish: clients that read its indexes
+        // just before the switch still find every file they name.
+        const keep = previous.kind === "generation" ? [generation, previous.generation] : [generation];
+        const removed = await collectGarbage(plan.repoDir, plan.distribution, keep, walkPool ? true : dropped);
         return {
             repoDir: plan.repoDir,
             distribution: plan.distribution,

@@ -184,20 +184,26 @@ export interface PoolReferences {
 export async function referencedPoolFiles(repoDir: string): Promise<PoolReferences> {
     const files = new Map<string, string>();
     const problems: string[] = [];
-    let names: string[];
-    try {
-        names = await fsp.readdir(path.join(repoDir, "dists"));
-    } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-            return { files, complete: true, problems };
+    // The suites clients read now (`dists/*`), and every generation kept under `.generations/`:
+    // the previous one stays one publish longer, so that a client that read its indexes just
+    // before a switch still finds the files they name.
+    const suites = new Map<string, string>(); // real directory → how it is named in messages
+    for (const name of (await readdirIfAny(path.join(repoDir, "dists"))).sort()) {
+        if (!name.startsWith(".")) {
+            const dir = path.join(repoDir, "dists", name);
+            suites.set(await fsp.realpath(dir).catch(() => dir), `dists/${name}`);
         }
-        throw err;
     }
-    for (const name of names.sort()) {
-        if (name.startsWith(".")) {
-            continue;
+    for (const dist of (await readdirIfAny(path.join(repoDir, GENERATIONS_DIR))).sort()) {
+        for (const gen of (await readdirIfAny(path.join(repoDir, GENERATIONS_DIR, dist))).sort()) {
+            const dir = path.join(repoDir, GENERATIONS_DIR, dist, gen);
+            const real = await fsp.realpath(dir).catch(() => dir);
+            if (!suites.has(real)) {
+                suites.set(real, `${GENERATIONS_DIR}/${dist}/${gen}`);
+            }
         }
-        const suiteDir = path.join(repoDir, "dists", name);
+    }
+    for (const [suiteDir, name] of suites) {
         try {
             for (const index of await packagesIndexesIn(suiteDir)) {
                 const text = indexText(index, await fsp.readFile(path.join(suiteDir, index)));
@@ -208,10 +214,21 @@ export async function referencedPoolFiles(repoDir: string): Promise<PoolReferenc
                 }
             }
         } catch (err) {
-            problems.push(`dists/${name}: ${err instanceof Error ? err.message : String(err)}`);
+            problems.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
         }
     }
     return { files, complete: problems.length === 0, problems };
+}
+
+async function readdirIfAny(dir: string): Promise<string[]> {
+    try {
+        return await fsp.readdir(dir);
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+            return [];
+        }
+        throw err;
+    }
 }
 
 /** A held lock on a repository directory; `release` is idempotent. */

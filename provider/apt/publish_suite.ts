@@ -184,19 +184,20 @@ export async function switchSuite(repoDir: string, distribution: string, generat
 }
 
 /**
- * Removes what no published suite needs: generations of `distribution` other than the current
- * one, staging left-overs, stray temporary symlinks under `dists/`, and, when `collectPoolFiles`,
- * pool files no suite names. Pool files are kept when some suite under `dists/` cannot be read.
+ * Removes what no published suite needs: generations of `distribution` other than
+ * `keepGenerations` (the current one and the one before it), staging left-overs, stray temporary
+ * symlinks under `dists/`, and, when `collectPoolFiles`, pool files no kept generation names.
+ * Pool files are kept when some suite or generation cannot be read.
  */
 export async function collectGarbage(
     repoDir: string,
     distribution: string,
-    keepGeneration: string | undefined,
+    keepGenerations: readonly string[],
     collectPoolFiles: boolean | readonly string[] = true,
 ) {
     const generations = generationsOf(repoDir, distribution);
     for (const name of await fsp.readdir(generations).catch(() => [] as string[])) {
-        if (name !== keepGeneration) {
+        if (!keepGenerations.includes(name)) {
             await fsp.rm(path.join(generations, name), { recursive: true, force: true });
         }
     }

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
 import * as openpgp from "openpgp";
 import { parseStanzas, toPackageRecord } from "../../../provider/apt/control";
 import {
@@ -258,7 +258,7 @@ describe("apt/publish: signed repositories that apt-get reads", function () {
             assert.equal(state.signature?.releaseGpg, "valid");
         });
 
-        it("republishes with one package changed: apt-get sees the new version, the old pool file is collected", async () => {
+        it("republishes with one package changed: apt-get sees the new version, the old pool file stays one publish longer", async () => {
             const before = await readFile(join(root, "debian/dists/stable/main/binary-amd64/Packages"));
             const app11 = await upstream("main", [
                 { name: "app", version: "1.1-1", arch: "amd64", depends: "libfoo1 (>= 1.0), config-tool" },
@@ -272,15 +272,16 @@ describe("apt/publish: signed repositories that apt-get reads", function () {
                 "pool/main/a/app/app_1.1-1_arm64.deb",
             ]);
             assert.equal(result.kept.length, 5, "unchanged pool files are kept, not rewritten");
-            assert.deepEqual(result.removed, [
-                "pool/main/a/app/app_1.0-1_amd64.deb",
-                "pool/main/a/app/app_1.0-1_arm64.deb",
-            ]);
-            assert.deepEqual(await readdir(join(root, "debian/.generations/stable")), [result.generation]);
-            assert.equal(
-                await stat(join(root, "debian/pool/main/a/app/app_1.0-1_amd64.deb")).catch(() => undefined),
-                undefined,
+            // The previous generation and the files it names stay until the next publish: a client
+            // that read the old indexes just before the switch still finds every file they name.
+            assert.deepEqual(result.removed, []);
+            assert.deepEqual(
+                (await readdir(join(root, "debian/.generations/stable"))).sort(),
+                [generation1, result.generation].sort(),
             );
+            const oldFile = await fetch(`${server.url}/debian/pool/main/a/app/app_1.0-1_amd64.deb`);
+            assert.equal(oldFile.status, 200);
+            await oldFile.arrayBuffer();
 
             // A client holding the previous InRelease still finds its indexes by hash.
             const old = await fetch(
@@ -339,6 +340,7 @@ describe("apt/publish: signed repositories that apt-get reads", function () {
             assert.match((await apt.cachePolicy("app")).stdout, /Candidate: 1\.1-1/);
 
             // The next run completes, reusing the pool file the crashed run placed, and collects its left-overs.
+            const servedBefore = basename(await realpath(join(repo, "dists/stable")));
             let seenByOldClient: Awaited<ReturnType<typeof clientView>> | undefined;
             let oldInRelease = "";
             const result = await publishRepo(
@@ -363,7 +365,16 @@ describe("apt/publish: signed repositories that apt-get reads", function () {
             );
             assert.ok(seenByOldClient !== undefined && seenByOldClient.checked > 0);
             assert.ok(result.kept.includes("pool/main/a/app/app_1.2-1_amd64.deb"), "placed by the crashed run, kept");
-            assert.deepEqual(await readdir(join(repo, ".generations/stable")), [result.generation]);
+            // Kept: the new generation and the one served before it; gone: the first (two
+            // publishes old, with the files only it named) and the crashed run's.
+            assert.deepEqual(
+                (await readdir(join(repo, ".generations/stable"))).sort(),
+                [servedBefore, result.generation].sort(),
+            );
+            assert.deepEqual(result.removed, [
+                "pool/main/a/app/app_1.0-1_amd64.deb",
+                "pool/main/a/app/app_1.0-1_arm64.deb",
+            ]);
             assert.equal(await stat(join(repo, ".staging")).catch(() => undefined), undefined);
             assert.deepEqual(
                 (await listFiles(join(repo, "pool"))).filter((f) => f.includes(".tmp-")),
