@@ -203,12 +203,14 @@ export class AptMirror extends pulumi.dynamic.Resource {
             .apply(([s, queries, withDeps, followRecommends, publish]) => {
                 // Suites of one prefix share its pool; one suite has one owner.
                 const suite = publish.distribution ?? (s as AptSourceSpec).distribution;
-                claimPlaces(
-                    `AptMirror "${name}"`,
-                    "publish",
-                    [`${placeOf(publish.root)}/${publish.prefix}/dists/${suite}`],
-                    "publish each suite from one AptMirror (another prefix, or publish.distribution)",
-                );
+                const named = [publish.root, publish.prefix, suite].every((v) => typeof v === "string");
+                if (named)
+                    claimPlaces(
+                        `AptMirror "${name}"`,
+                        "publish",
+                        [`${placeOf(publish.root)}/${publish.prefix}/dists/${suite}`],
+                        "publish each suite from one AptMirror (another prefix, or publish.distribution)",
+                    );
                 return resolvingInput("AptMirror", name, "source", () =>
                     lockFor(
                         name,

@@ -12,12 +12,13 @@ import { claimPlaces } from "./claims";
  */
 function claimFiles(resource: string, spec: HostMirrorSpec): void {
     let files: string[];
+    let place: string;
     try {
         files = renderHostFiles(spec).map((f) => f.path);
+        place = placeOfTarget(spec);
     } catch {
         return; // invalid inputs: check names the argument
     }
-    const place = placeOfTarget(spec);
     claimPlaces(
         `HostMirrorConfig "${resource}"`,
         "target",
