@@ -76,10 +76,19 @@ function stderrLog(destination: string): OwnershipLog {
 async function lockLayouts(stores: Iterable<string>, timeoutMs: number, create: boolean): Promise<HeldLock[]> {
     const held: HeldLock[] = [];
     try {
-        for (const store of [...new Set(stores)].filter((s) => s.startsWith("oci:")).sort()) {
-            const dir = store.slice("oci:".length);
-            if (create || existsSync(dir)) {
-                held.push(await takeLock(layoutLockFile(dir), timeoutMs));
+        for (const store of [...new Set(stores)].sort()) {
+            if (store.startsWith("oci:")) {
+                const dir = store.slice("oci:".length);
+                if (create || existsSync(dir)) {
+                    held.push(await takeLock(layoutLockFile(dir), timeoutMs));
+                }
+            } else if (store.startsWith("oci-archive:")) {
+                // An archive is rewritten whole (a temporary tar renamed over it): two writers
+                // would each drop the other's images. The lock is beside it, not in it.
+                const file = store.slice("oci-archive:".length);
+                if (create || existsSync(file)) {
+                    held.push(await takeLock(`${file}.airgap.lock`, timeoutMs));
+                }
             }
         }
         return held;

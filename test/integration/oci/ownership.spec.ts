@@ -209,6 +209,25 @@ describe("ImageMirror ownership (real docker-registry and layouts, judged by sko
         await destroy(again);
         assert.ok(!(await exists(`oci:${dir}:${source.host}/src/app:v1`)));
     });
+
+    it("an archive another run is writing is waited for, then refused naming the holder; the archive stays as it was", async () => {
+        const archive = join(work, "carry", "held.tar");
+        const first = await sync([app], `oci-archive:${archive}`);
+        const before = fs.readFileSync(archive);
+        const lock = await takeLock(`${archive}.airgap.lock`, 1000);
+        try {
+            await assert.rejects(
+                sync([app], `oci-archive:${archive}`, { lockTimeoutMs: 300, previous: first.pushed }),
+                (err: Error & { code?: string }) =>
+                    err.code === "ERR_CONFLICT" &&
+                    err.message.includes(`${archive}.airgap.lock is held by ${process.pid}@`),
+            );
+        } finally {
+            await lock.release();
+        }
+        assert.deepEqual(fs.readFileSync(archive), before);
+        await destroy(first);
+    });
 });
 
 /** The blob files of a layout, sorted. */
