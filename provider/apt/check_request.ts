@@ -10,6 +10,14 @@ export interface CheckedRequest {
 }
 
 /**
+ * True when the Release offers `component` under a path prefix: Debian's security archive lists
+ * `updates/main` in `Components` and its files under `main/`, and sources.list says `main`.
+ */
+export function offeredUnderPrefix(offered: readonly string[], component: string): boolean {
+    return offered.some((o) => o.endsWith(`/${component}`));
+}
+
+/**
  * Checks that every component and architecture asked for is offered by the Release, and fills
  * in defaults: all components, and all architectures but `all` (whose packages come with every
  * architecture anyway). Throws `ERR_INVALID_ARGUMENT` naming the argument and listing what the
@@ -43,7 +51,7 @@ export function checkRequest(
         }
         const out: string[] = [];
         asked.forEach((name, i) => {
-            if (!offered.includes(name)) {
+            if (!offered.includes(name) && !(argument === "components" && offeredUnderPrefix(offered, name))) {
                 const offers = offered.length === 0 ? "nothing" : offered.join(", ");
                 throw invalidArgument(
                     `${argument}[${i}]`,

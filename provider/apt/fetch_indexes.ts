@@ -84,6 +84,19 @@ interface IndexTarget {
 }
 
 /**
+ * The directory (relative to the suite) of a component's indexes. Usually the component itself;
+ * Debian's security archive names its components `updates/main` while listing the files under
+ * `main/`, and apt finds them whichever of the two sources.list names: so do we.
+ */
+export function indexDirOf(release: Release, component: string, architectures: readonly string[]): string {
+    const last = component.slice(component.lastIndexOf("/") + 1);
+    const candidates = [component, last, ...release.components.filter((c) => c.endsWith(`/${last}`))];
+    const listed = (dir: string) =>
+        architectures.some((arch) => indexCandidates(release, `${dir}/binary-${arch}/Packages`).length > 0);
+    return candidates.find(listed) ?? component;
+}
+
+/**
  * Reads the `Packages` indexes of the given components and architectures (plus `binary-all`
  * when listed): from the cache when an entry matches the signed hash, else downloaded (by-hash
  * when the Release offers it), checked, decompressed and cached. Records carry their component.
@@ -104,14 +117,15 @@ export async function fetchPackageIndexes(options: FetchIndexesOptions): Promise
     }
     const targets: IndexTarget[] = [];
     for (const component of options.components) {
+        const dir = indexDirOf(release.release, component, options.architectures);
         const archs = [...options.architectures];
         if ((options.includeAll ?? true) && !archs.includes("all")) {
-            if (indexCandidates(release.release, `${component}/binary-all/Packages`).length > 0) {
+            if (indexCandidates(release.release, `${dir}/binary-all/Packages`).length > 0) {
                 archs.push("all");
             }
         }
         for (const architecture of archs) {
-            targets.push({ component, architecture, basePath: `${component}/binary-${architecture}/Packages` });
+            targets.push({ component, architecture, basePath: `${dir}/binary-${architecture}/Packages` });
         }
     }
 
