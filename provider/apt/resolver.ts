@@ -34,6 +34,13 @@
  *   Unsatisfiable `Recommends`/`Suggests` do not fail, as apt installs without them; they are
  *   returned in `unsatisfiedWeak`.
  *
+ * Other sources (`dependencySources`)
+ * - Dependencies may also be satisfied by the packages of other sources, as apt on a host that has
+ *   all of them configured: the candidate for a dependency is the newest satisfying version among
+ *   this source and the others (on a tie: a package another source `holds`, then this source's,
+ *   then the others'). Queries match this source only. A package chosen from another source is
+ *   returned in `external`, not in `packages`; its own dependencies are followed like any other.
+ *
  * One file for one algorithm: the package index, the query match and the dependency closure work
  * on the same structures, and the closure's choices (alternatives, Provides, architectures) are
  * easiest to check read together.
@@ -61,6 +68,27 @@ export interface ResolveOptions {
     followSuggests?: boolean;
     /** Where the packages come from, for messages, e.g. "http://deb.example/debian bookworm main". */
     origin?: string;
+    /** Other sources whose packages may satisfy dependencies (not queries); see the file comment. */
+    dependencySources?: readonly DependencySource[];
+}
+
+export interface DependencySource {
+    readonly packages: readonly PackageRecord[];
+    /** Whether the source already carries a package (a mirror's lock); on a tie it is preferred. */
+    readonly holds?: (pkg: PackageRecord) => boolean;
+}
+
+/** A dependency the closure satisfied with a package of another source. */
+export interface ExternalChoice {
+    readonly package: PackageRecord;
+    /** Index of the source in `dependencySources`. */
+    readonly source: number;
+    /** Index of the query whose closure needed it. */
+    readonly query: number;
+    /** The relation it was chosen for, e.g. "libc6 (>= 2.36)" (absent if a query matched it). */
+    readonly relation?: string;
+    /** True when no package of this source satisfies that relation. */
+    readonly only: boolean;
 }
 
 export type DependencyField = "Depends" | "Pre-Depends" | "Recommends" | "Suggests";
@@ -79,6 +107,8 @@ export interface ResolveResult {
     readonly packages: PackageRecord[];
     /** `Recommends`/`Suggests` groups (only when followed) that nothing satisfies. */
     readonly unsatisfiedWeak: UnsatisfiedDependency[];
+    /** Packages of `dependencySources` the closure chose (empty without them). */
+    readonly external: ExternalChoice[];
 }
 
 /** ERR_UNSATISFIABLE with every problem found; the message lists them one per line. */
@@ -115,6 +145,22 @@ export function packageKey(pkg: PackageRecord): string {
 export function resolve(options: ResolveOptions): ResolveResult {
     const architectures = targetArchitectures(options);
     const index = new PackageIndex(options.packages, new Set(architectures));
+    const others = options.dependencySources ?? [];
+    // Where each package of another source comes from; this source's packages are not in it.
+    const originOf = new Map<PackageRecord, number>();
+    const preferred: PackageRecord[] = [];
+    const rest: PackageRecord[] = [];
+    for (const [i, other] of others.entries()) {
+        for (const pkg of other.packages) {
+            originOf.set(pkg, i);
+            (other.holds?.(pkg) ? preferred : rest).push(pkg);
+        }
+    }
+    // The closure's candidates, in the order a tie is decided (the index sorts stably by version).
+    const candidates =
+        others.length === 0
+            ? index
+            : new PackageIndex([...preferred, ...options.packages, ...rest], new Set(architectures));
     const queries = options.queries.map((q) => compileQuery(q));
     const selection = new Selection();
 
@@ -125,7 +171,7 @@ export function resolve(options: ResolveOptions): ResolveResult {
             unmatched.push({ index: i, text: query.text });
         }
         for (const pkg of query.constrainsVersion ? matched : newestPerNameAndArchitecture(matched)) {
-            selection.add(pkg);
+            selection.add(pkg, { query: i });
         }
     }
     if (unmatched.length > 0) {
@@ -148,7 +194,13 @@ export function resolve(options: ResolveOptions): ResolveResult {
         if (options.followSuggests ?? false) {
             fields.push("Suggests");
         }
-        const closure = new Closure(index, selection, architectures, fields);
+        const closure = new Closure(
+            candidates,
+            selection,
+            architectures,
+            fields,
+            others.length > 0 ? index : undefined,
+        );
         closure.run();
         const hard = closure.problems.filter((p) => p.field === "Depends" || p.field === "Pre-Depends");
         if (hard.length > 0) {
@@ -157,13 +209,20 @@ export function resolve(options: ResolveOptions): ResolveResult {
         unsatisfiedWeak.push(...closure.problems.filter((p) => p.field === "Recommends" || p.field === "Suggests"));
     }
 
-    const packages = [...selection.all()].sort(
-        (a, b) =>
-            compareStrings(a.name, b.name) ||
-            compareStrings(a.architecture, b.architecture) ||
-            compareVersions(a.version, b.version),
-    );
-    return { packages, unsatisfiedWeak };
+    const byIdentity = (a: PackageRecord, b: PackageRecord) =>
+        compareStrings(a.name, b.name) ||
+        compareStrings(a.architecture, b.architecture) ||
+        compareVersions(a.version, b.version);
+    const selected = [...selection.all()];
+    const packages = selected.filter((pkg) => !originOf.has(pkg)).sort(byIdentity);
+    const external = selected
+        .filter((pkg) => originOf.has(pkg))
+        .sort(byIdentity)
+        .map((pkg): ExternalChoice => {
+            const why = selection.why.get(pkg) ?? { query: 0, only: true };
+            return { package: pkg, source: originOf.get(pkg)!, ...why };
+        });
+    return { packages, unsatisfiedWeak, external };
 }
 
 function targetArchitectures(options: ResolveOptions): string[] {
@@ -260,14 +319,17 @@ class Selection {
     readonly byProvided = new Map<string, Provider[]>();
     /** Packages in the order they were added; the closure walks it as its queue. */
     readonly order: PackageRecord[] = [];
+    /** Why each package was selected: the query whose closure needed it, and for which relation. */
+    readonly why = new Map<PackageRecord, { query: number; relation?: string; only: boolean }>();
 
     /** Adds the package; false when it was already selected. */
-    add(pkg: PackageRecord): boolean {
+    add(pkg: PackageRecord, why: { query: number; relation?: string; only?: boolean }): boolean {
         const key = packageKey(pkg);
         if (this.byKey.has(key)) {
             return false;
         }
         this.byKey.set(key, pkg);
+        this.why.set(pkg, { only: true, ...why });
         this.order.push(pkg);
         append(this.byName, pkg.name, pkg);
         for (const group of relationsOf(pkg, "Provides")) {
@@ -299,6 +361,8 @@ class Closure {
         private readonly selection: Selection,
         private readonly architectures: readonly string[],
         private readonly fields: readonly DependencyField[],
+        /** This source's own packages, when `index` also holds other sources' (for `only`). */
+        private readonly own?: PackageIndex,
     ) {}
 
     run(): void {
@@ -353,9 +417,12 @@ class Closure {
 
     private decide(pending: PendingGroup): void {
         for (const relation of pending.alternatives) {
-            const chosen = this.candidate(relation, pending.architecture);
+            const chosen = this.candidate(this.index, relation, pending.architecture);
             if (chosen !== undefined) {
-                this.selection.add(chosen);
+                const query = this.selection.why.get(pending.pkg)?.query ?? 0;
+                const only =
+                    this.own === undefined || this.candidate(this.own, relation, pending.architecture) === undefined;
+                this.selection.add(chosen, { query, relation: formatRelation(relation), only });
                 return;
             }
         }
@@ -363,8 +430,8 @@ class Closure {
     }
 
     /** The package to add for one alternative, or undefined when nothing satisfies it. */
-    private candidate(relation: Relation, architecture: string): PackageRecord | undefined {
-        const real = this.index.byName.get(relation.name) ?? [];
+    private candidate(index: PackageIndex, relation: Relation, architecture: string): PackageRecord | undefined {
+        const real = index.byName.get(relation.name) ?? [];
         for (const foreign of [false, true]) {
             const found = real.find(
                 (pkg) => this.accepts(pkg, relation, architecture, foreign) && versionHolds(pkg.version, relation),
@@ -375,7 +442,7 @@ class Closure {
         }
         for (const foreign of [false, true]) {
             let best: PackageRecord | undefined;
-            for (const provider of this.index.byProvided.get(relation.name) ?? []) {
+            for (const provider of index.byProvided.get(relation.name) ?? []) {
                 const pkg = provider.pkg;
                 if (
                     !this.accepts(pkg, relation, architecture, foreign) ||
