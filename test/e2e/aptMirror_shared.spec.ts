@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { AptMirrorArgs } from "../../sdk";
-import { type AptClient, describeAptResult, makeAptClient } from "../harness/fixtures/aptget";
+import type { AptClient } from "../harness/fixtures/aptget";
 import {
     type AptRepo,
     type BuiltDeb,
@@ -16,10 +16,10 @@ import {
     makeDeb,
     makeGpgKeyring,
 } from "../harness/fixtures/aptrepo";
+import { aptInstallsFrom, suiteFiles } from "../harness/fixtures/aptsite";
 import { createProgramStack, type ProgramStack } from "../harness/program";
 import { type StaticServer, startStaticServer } from "../harness/servers/http";
 import { makeTempDir, removeTempDir } from "../harness/tmp";
-import { snapshotTree } from "../harness/tree";
 
 /** One AptMirror per entry of the `mirrors` config object, all signed with one key. */
 const mirrorsProgram = `import * as pulumi from "@pulumi/pulumi";
@@ -66,34 +66,13 @@ describe("AptMirrors sharing one prefix, with the real Pulumi CLI", function () 
         stacks.push(t);
         return t;
     };
-    const aptInstalls = async (suite: string, pkg: string) => {
-        const client = await makeAptClient({
-            sources: [
-                {
-                    uri: `${mirrorServer.url}/debian/`,
-                    suites: [suite],
-                    components: ["main"],
-                    signedBy: signing.keys[0]!.publicKeyArmored,
-                },
-            ],
-        });
-        clients.push(client);
-        const update = await client.update();
-        assert.ok(update.ok, describeAptResult("apt-get update", update));
-        const install = await client.installDownloadOnly([pkg]);
-        assert.ok(install.ok, describeAptResult(`apt-get install ${pkg}`, install));
-        return install.files.map((f) => path.basename(f)).sort();
-    };
-    /** What clients of a suite read: the files behind dists/<suite> and the pool files it names. */
-    const suiteFiles = (suite: string) => {
-        const generation = fs.realpathSync(path.join(root, "debian/dists", suite));
-        const packages = fs.readFileSync(path.join(generation, "main/binary-amd64/Packages"), "utf8");
-        const tree = snapshotTree(path.join(root, "debian"), { identity: true });
-        return {
-            generation: snapshotTree(generation, { identity: true }),
-            pool: [...packages.matchAll(/^Filename: (.+)$/gm)].map((m) => [m[1], tree[m[1]!]]),
-        };
-    };
+    const aptInstalls = (suite: string, pkg: string) =>
+        aptInstallsFrom(
+            clients,
+            { uri: `${mirrorServer.url}/debian/`, suite, signedBy: signing.keys[0]!.publicKeyArmored },
+            pkg,
+        );
+    const suiteFilesOf = (suite: string) => suiteFiles(path.join(root, "debian"), suite);
 
     before(async () => {
         signing = await makeGpgKeyring(["rsa"]);
@@ -136,12 +115,12 @@ describe("AptMirrors sharing one prefix, with the real Pulumi CLI", function () 
         await t.preview({ expectNoChanges: true });
 
         // The program drops the first suite: up deletes it, and only it.
-        const updates = suiteFiles("bookworm-updates");
+        const updates = suiteFilesOf("bookworm-updates");
         mirrors = { updates: args(1, "tool") };
         const dropped = await t.up();
         assert.equal(dropped.changes.delete, 1, t.lastOutput());
         assert.deepEqual(fs.readdirSync(path.join(root, "debian/dists")), ["bookworm-updates"]);
-        assert.deepEqual(suiteFiles("bookworm-updates"), updates);
+        assert.deepEqual(suiteFilesOf("bookworm-updates"), updates);
         assert.ok(!fs.existsSync(path.join(root, "debian/pool/main/a/app")));
         assert.deepEqual(await aptInstalls("bookworm-updates", "tool"), [
             "base_1.0-1_amd64.deb",

@@ -11,12 +11,11 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import * as path from "node:path";
-import { type AptMirrorSpec, mirrorLockFile, resolveLock, syncMirror } from "../../../provider/apt/mirror";
+import { mirrorLockFile, syncMirror } from "../../../provider/apt/mirror";
 import { LOCK_FILE } from "../../../provider/apt/publish_layout";
 import { isAirgapError } from "../../../provider/errors";
 import { downloadToFile } from "../../../provider/http/download";
-import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
-import { type StaticServer, startStaticServer } from "../../harness/servers/http";
+import { type OnePackageSite, onePackageSite } from "../../harness/fixtures/aptsite";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { snapshotTree } from "../../harness/tree";
 
@@ -108,41 +107,15 @@ describe("concurrent runs on one publish root", function () {
     });
 
     describe("a sync while another process holds the repository", () => {
-        let upstream: AptRepo;
-        let server: StaticServer;
-        let signing: GpgKeyring;
-
+        let site: OnePackageSite;
         before(async () => {
-            upstream = await buildRepo({
-                distribution: "bookworm",
-                architectures: ["amd64"],
-                components: { main: [{ name: "app", version: "1.0-1", size: 20_000 }] },
-            });
-            server = await startStaticServer(upstream.dir);
-            signing = await makeGpgKeyring(["rsa"]);
+            site = await onePackageSite();
         });
-        after(async () => {
-            await server?.close();
-            await upstream?.close();
-            await signing?.close();
-        });
+        after(() => site?.close());
 
         it("waits its bounded time, fails naming the holder, and leaves the published suite as it was; then takes over the dead holder's lock and goes through", async () => {
             const root = await makeTempDir("concurrent-sync");
-            const source = {
-                url: server.url,
-                distribution: "bookworm",
-                components: ["main"],
-                architectures: ["amd64"],
-                key: upstream.publicKeyArmored,
-            };
-            const { lock } = await resolveLock({ source, queries: ["app"], withDeps: true });
-            const spec: AptMirrorSpec = {
-                source,
-                packages: lock,
-                publish: { root, prefix: "debian", origin: "site" },
-                signing: { privateKey: signing.keys[0]!.privateKeyArmored },
-            };
+            const spec = await site.spec(root, { origin: "site" });
             await syncMirror(spec);
             const published = snapshotTree(root, { identity: true });
             // Another run (a live process) holds the repository.

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type AptMirrorSpec, downloadDir, removeMirror, resolveLock, syncMirror } from "../../../provider/apt/mirror";
-import { type AptClient, describeAptResult, makeAptClient } from "../../harness/fixtures/aptget";
+import type { AptClient } from "../../harness/fixtures/aptget";
 import {
     type AptRepo,
     type BuiltDeb,
@@ -16,9 +16,9 @@ import {
     makeDeb,
     makeGpgKeyring,
 } from "../../harness/fixtures/aptrepo";
+import { aptInstallsFrom, suiteFiles } from "../../harness/fixtures/aptsite";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
-import { snapshotTree } from "../../harness/tree";
 
 describe("two AptMirrors sharing one prefix and its pool, one suite each", function () {
     this.timeout(180_000);
@@ -32,39 +32,13 @@ describe("two AptMirrors sharing one prefix and its pool, one suite each", funct
     const specs: AptMirrorSpec[] = [];
     const suites = ["bookworm", "bookworm-updates"] as const;
 
-    /** The files a suite's clients read: its dists/ and the pool files its indexes name. */
-    const suiteFiles = (suite: string) => {
-        const tree = snapshotTree(path.join(root, "debian"), { identity: true });
-        const dists = Object.entries(tree).filter(([p]) => p.startsWith(`dists/${suite}`));
-        const generation = fs.realpathSync(path.join(root, "debian/dists", suite));
-        const generationFiles = snapshotTree(generation, { identity: true });
-        const packages = fs.readFileSync(path.join(generation, "main/binary-amd64/Packages"), "utf8");
-        const pool = [...packages.matchAll(/^Filename: (.+)$/gm)].map((m) => m[1]!);
-        assert.ok(pool.length > 0);
-        return {
-            dists: Object.fromEntries(dists),
-            generation: generationFiles,
-            pool: Object.fromEntries(pool.map((p) => [p, tree[p]])),
-        };
-    };
-    const aptReads = async (suite: string, pkg: string) => {
-        const client = await makeAptClient({
-            sources: [
-                {
-                    uri: `${mirrorServer.url}/debian/`,
-                    suites: [suite],
-                    components: ["main"],
-                    signedBy: signing.keys[0]!.publicKeyArmored,
-                },
-            ],
-        });
-        clients.push(client);
-        const update = await client.update();
-        assert.ok(update.ok, describeAptResult("apt-get update", update));
-        const install = await client.installDownloadOnly([pkg]);
-        assert.ok(install.ok, describeAptResult(`apt-get install ${pkg}`, install));
-        return install.files.map((f) => path.basename(f)).sort();
-    };
+    const suiteFilesOf = (suite: string) => suiteFiles(path.join(root, "debian"), suite);
+    const aptReads = (suite: string, pkg: string) =>
+        aptInstallsFrom(
+            clients,
+            { uri: `${mirrorServer.url}/debian/`, suite, signedBy: signing.keys[0]!.publicKeyArmored },
+            pkg,
+        );
 
     before(async () => {
         signing = await makeGpgKeyring(["rsa"]);
@@ -123,7 +97,7 @@ describe("two AptMirrors sharing one prefix and its pool, one suite each", funct
     });
 
     it("a re-sync of one downloads nothing and leaves the other byte for byte", async () => {
-        const other = suiteFiles("bookworm-updates");
+        const other = suiteFilesOf("bookworm-updates");
         for (const s of servers) s.clearLog();
         await syncMirror({ ...specs[0]!, publish: { ...specs[0]!.publish, origin: "again" } });
         assert.deepEqual(
@@ -131,7 +105,7 @@ describe("two AptMirrors sharing one prefix and its pool, one suite each", funct
             [],
             "a suite re-downloaded files",
         );
-        assert.deepEqual(suiteFiles("bookworm-updates"), other);
+        assert.deepEqual(suiteFilesOf("bookworm-updates"), other);
         await syncMirror(specs[1]!);
         for (const s of servers) s.clearLog();
         await syncMirror(specs[0]!);
@@ -142,10 +116,10 @@ describe("two AptMirrors sharing one prefix and its pool, one suite each", funct
     });
 
     it("destroying one suite leaves the other byte for byte and served; the shared pool file stays", async () => {
-        const other = suiteFiles("bookworm-updates");
+        const other = suiteFilesOf("bookworm-updates");
         await removeMirror(specs[0]!);
         assert.deepEqual(fs.readdirSync(path.join(root, "debian/dists")), ["bookworm-updates"]);
-        assert.deepEqual(suiteFiles("bookworm-updates"), other);
+        assert.deepEqual(suiteFilesOf("bookworm-updates"), other);
         assert.ok(!fs.existsSync(path.join(root, "debian/pool/main/a/app")), "the destroyed suite's own file is left");
         assert.ok(!fs.existsSync(downloadDir(specs[0]!)));
         assert.ok(fs.existsSync(downloadDir(specs[1]!)));

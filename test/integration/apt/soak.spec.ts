@@ -5,22 +5,18 @@
  * are printed for the record.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type AptLock, type AptMirrorSpec, downloadDir, downloadName, syncMirror } from "../../../provider/apt/mirror";
 import { type AptClient, makeAptClient } from "../../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type DebSpec, type GpgKeyring, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
+import { runAndKill } from "../../harness/kill";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 
 const mirrorModule = path.resolve(__dirname, "../../../provider/apt/mirror.js");
 const KILLS = Number(process.env.AIRGAP_SOAK_KILLS ?? 10);
 const NAMES = Array.from({ length: 16 }, (_, i) => `pkg${String(i).padStart(2, "0")}`);
-
-function exited(child: ChildProcess): Promise<void> {
-    return new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
-}
 
 describe("soak: APT syncs killed at random points while apt-get reads", function () {
     this.timeout(900_000);
@@ -118,17 +114,7 @@ describe("soak: APT syncs killed at random points while apt-get reads", function
             for (let i = 0; i < KILLS; i++) {
                 version = version === "1.0-1" ? "2.0-1" : "1.0-1";
                 fs.writeFileSync(specFile, JSON.stringify(spec(version)));
-                const child = spawn(
-                    process.execPath,
-                    [
-                        "-e",
-                        `require(${JSON.stringify(mirrorModule)}).syncMirror(JSON.parse(require("fs").readFileSync(${JSON.stringify(specFile)}, "utf8")))`,
-                    ],
-                    { stdio: "ignore" },
-                );
-                await new Promise((resolve) => setTimeout(resolve, Math.random() * fullSyncMs * 1.2));
-                child.kill("SIGKILL");
-                await exited(child);
+                await runAndKill(mirrorModule, "syncMirror", specFile, Math.random() * fullSyncMs * 1.2);
                 figures.kills++;
                 // What the killed run verified: the next run must not download it again.
                 const verified = new Set(

@@ -5,58 +5,23 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-    type AptMirrorSpec,
-    downloadDir,
-    removeMirror,
-    resolveLock,
-    stateDirOf,
-    syncMirror,
-} from "../../../provider/apt/mirror";
+import { downloadDir, removeMirror, stateDirOf, syncMirror } from "../../../provider/apt/mirror";
 import { operations } from "../../../provider/apt/operations";
-import { type AptRepo, buildRepo, type GpgKeyring, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
-import { type StaticServer, startStaticServer } from "../../harness/servers/http";
+import { type OnePackageSite, onePackageSite } from "../../harness/fixtures/aptsite";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 
 describe("AptMirror engine state outside the served tree", function () {
     this.timeout(120_000);
 
-    let upstream: AptRepo;
-    let server: StaticServer;
-    let signing: GpgKeyring;
-
+    let site: OnePackageSite;
     before(async () => {
-        upstream = await buildRepo({
-            distribution: "bookworm",
-            architectures: ["amd64"],
-            components: { main: [{ name: "app", version: "1.0-1", size: 20_000 }] },
-        });
-        server = await startStaticServer(upstream.dir);
-        signing = await makeGpgKeyring(["rsa"]);
+        site = await onePackageSite();
     });
     after(async () => {
-        await server?.close();
-        await upstream?.close();
-        await signing?.close();
+        await site?.close();
         await cleanupAll();
     });
-
-    const specFor = async (root: string, stateDir?: string): Promise<AptMirrorSpec> => {
-        const source = {
-            url: server.url,
-            distribution: "bookworm",
-            components: ["main"],
-            architectures: ["amd64"],
-            key: upstream.publicKeyArmored,
-        };
-        const { lock } = await resolveLock({ source, queries: ["app"], withDeps: true });
-        return {
-            source,
-            packages: lock,
-            publish: { root, prefix: "debian", ...(stateDir === undefined ? {} : { stateDir }) },
-            signing: { privateKey: signing.keys[0]!.privateKeyArmored },
-        };
-    };
+    const specFor = (root: string, stateDir?: string) => site.spec(root, stateDir === undefined ? {} : { stateDir });
 
     it("the root holds only the published prefix; downloads, stamps and memos are in <root>.airgap", async () => {
         const root = await makeTempDir("state-default");
@@ -89,10 +54,10 @@ describe("AptMirror engine state outside the served tree", function () {
         await syncMirror(spec);
         // What an older version left: the same state, inside the root.
         fs.renameSync(`${root}.airgap`, path.join(root, ".airgap"));
-        server.clearLog();
+        site.server.clearLog();
         await syncMirror({ ...spec, publish: { ...spec.publish, origin: "again" } });
         assert.deepEqual(
-            server.requests.filter((r) => r.path.startsWith("/pool/")),
+            site.server.requests.filter((r) => r.path.startsWith("/pool/")),
             [],
         );
         assert.ok(!fs.existsSync(path.join(root, ".airgap")));

@@ -5,21 +5,17 @@
  * printed for the record.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type ImageMirrorSpec, resolveImageLock, syncImages } from "../../../provider/oci/mirror";
 import { type RegistryServer, startRegistry } from "../../harness/servers/registry";
+import { runAndKill } from "../../harness/kill";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { singleLayout, skopeo } from "./registry_helpers";
 
 const mirrorModule = path.resolve(__dirname, "../../../provider/oci/mirror.js");
 const KILLS = Number(process.env.AIRGAP_SOAK_KILLS ?? 10);
 const LAYER = 400_000;
-
-function exited(child: ChildProcess): Promise<void> {
-    return new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve())));
-}
 
 /** sha256 digests of the complete blobs a docker-registry (filesystem driver) stores. */
 function storedBlobs(dataDir: string): Set<string> {
@@ -107,17 +103,7 @@ describe("soak: image syncs killed at random points while skopeo reads", functio
             for (let i = 0; i < KILLS; i++) {
                 const next = await spec(2 + 2 * (i + 1));
                 fs.writeFileSync(specFile, JSON.stringify(next));
-                const child = spawn(
-                    process.execPath,
-                    [
-                        "-e",
-                        `require(${JSON.stringify(mirrorModule)}).syncImages(JSON.parse(require("fs").readFileSync(${JSON.stringify(specFile)}, "utf8")))`,
-                    ],
-                    { stdio: "ignore" },
-                );
-                await new Promise((resolve) => setTimeout(resolve, Math.random() * twoImagesMs * 1.2));
-                child.kill("SIGKILL");
-                await exited(child);
+                await runAndKill(mirrorModule, "syncImages", specFile, Math.random() * twoImagesMs * 1.2);
                 figures.kills++;
                 // What the killed run stored: the next run must not fetch it again.
                 const stored = storedBlobs(dest.dataDir);
