@@ -2,7 +2,16 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { forwardingProvider } from "../provider/dynamic/provider";
 import type { RegistryMirrorSpec } from "../provider/host/types";
-import { IMAGE_DEFAULTS, type ImageLock, parseMirrorSource, resolveImageLock } from "../provider/oci/mirror";
+import {
+    destinationNames,
+    IMAGE_DEFAULTS,
+    type ImageLock,
+    type ImageMirrorSpec,
+    parseMirrorSource,
+    resolveImageLock,
+} from "../provider/oci/mirror";
+import { placeOfDestination } from "../provider/oci/naming";
+import { claimPlaces } from "./claims";
 import { inputsDigest, pinnedLock, resolvingInput } from "./lock";
 
 export interface ImageMirrorTlsArgs {
@@ -83,6 +92,31 @@ function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promi
  * each image added, removed or whose digest moved upstream; `pulumi refresh` re-resolves the
  * destination and reports images missing there or pointing to another digest.
  */
+/**
+ * Claims the tags this mirror writes: one ImageMirror of a program per destination tag. The
+ * second would find the tag there and own nothing, and destroying the first would remove an
+ * image the second still serves.
+ */
+function claimDestinations(
+    resource: string,
+    images: readonly string[],
+    destination: string,
+    repositoryPath: ImageMirrorSpec["repositoryPath"] | undefined,
+): void {
+    let names: string[];
+    try {
+        names = destinationNames(images, placeOfDestination(destination), repositoryPath);
+    } catch {
+        return; // invalid inputs: check and the lock resolution name the argument
+    }
+    claimPlaces(
+        `ImageMirror "${resource}"`,
+        "images",
+        names,
+        "list each image in one ImageMirror per destination (or give them different destinations)",
+    );
+}
+
 export class ImageMirror extends pulumi.dynamic.Resource {
     /** The lock: source reference → digest, as mirrored. */
     declare public readonly images: pulumi.Output<Record<string, string>>;
@@ -109,8 +143,9 @@ export class ImageMirror extends pulumi.dynamic.Resource {
 
     constructor(name: string, args: ImageMirrorArgs, opts?: pulumi.CustomResourceOptions) {
         const lock = pulumi
-            .all([args.images, args.source, args.auth, args.tls])
-            .apply(([images, source, auth, tls]): pulumi.Input<ImageLock> => {
+            .all([args.images, args.source, args.auth, args.tls, args.destination, args.repositoryPath])
+            .apply(([images, source, auth, tls, destination, repositoryPath]): pulumi.Input<ImageLock> => {
+                claimDestinations(name, images, destination, repositoryPath);
                 if (pulumi.runtime.isDryRun() && notWrittenYet(source)) {
                     return pulumi.output(pulumi.unknown) as unknown as pulumi.Output<ImageLock>;
                 }

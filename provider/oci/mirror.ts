@@ -110,6 +110,20 @@ interface Planned {
     tag: string;
 }
 
+/**
+ * Where each of `images` (source references) lands at `destination`, as `<store>:<tag>`: a place
+ * one ImageMirror of a program may write (destroying one that created a tag another also pushed
+ * would take the other's image with it).
+ */
+export function destinationNames(
+    images: readonly string[],
+    destination: string,
+    repositoryPath?: ImageMirrorSpec["repositoryPath"],
+): string[] {
+    const spec = { images: Object.fromEntries(images.map((key) => [key, ""])), destination, repositoryPath };
+    return plan(spec, undefined).map((p) => `${p.store}:${p.tag}`);
+}
+
 function plan(spec: ImageMirrorSpec, layoutSourceDir: string | undefined): Planned[] {
     const target = parseMirrorTarget(spec.destination, "destination");
     const mode = spec.repositoryPath ?? IMAGE_DEFAULTS.repositoryPath;

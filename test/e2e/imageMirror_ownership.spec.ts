@@ -79,4 +79,25 @@ describe("Two ImageMirrors sharing an image in one registry, with the real Pulum
         mirrors["tagged"] = { ...mirrors["tagged"]!, destination: `docker://${mirror.host}//` };
         await t.preview({ expectNoChanges: true });
     });
+
+    it("two mirrors pushing the same tag to one destination are refused at preview, naming both", async () => {
+        const saved = mirrors;
+        // The destination spelled another way is still the same place.
+        mirrors = { ...saved, again: { ...saved["tagged"]!, destination: `docker://${mirror.host}/` } };
+        try {
+            const r = await t.cli(["preview", "--non-interactive"], { timeoutMs: 180_000 });
+            const out = r.stdout + r.stderr;
+            assert.notEqual(r.code, 0, out);
+            assert.match(
+                out,
+                new RegExp(
+                    `ImageMirror "again": images: docker://${mirror.host.replace(/\./g, "\\.")}/src/app:v1 is also written by ImageMirror "tagged"`,
+                ),
+            );
+            assert.doesNotMatch(out, /unhandled exception|error serializing property/);
+        } finally {
+            mirrors = saved;
+        }
+        await t.preview({ expectNoChanges: true });
+    });
 });
