@@ -12,6 +12,16 @@ import {
 } from "../provider/apt/mirror";
 import { writeFileAtomic } from "../provider/store/atomic";
 import { inputsDigest, pinnedLock, readLockFile, resolvingInput } from "./lock";
+import {
+    type AptDependenciesArgs,
+    dependencyInputs,
+    dependencySpecs,
+    mirrorNode,
+    type ResolvedMirror,
+} from "./aptDependencies";
+import type { AptDependencySpec } from "../provider/apt/mirror";
+
+export type { AptDependenciesArgs } from "./aptDependencies";
 
 export interface AptSourceArgs {
     /** Repository root, e.g. "http://deb.debian.org/debian". */
@@ -99,7 +109,16 @@ export interface AptMirrorArgs {
      * an old, still correctly signed Release to hold back updates).
      */
     allowDowngrade?: pulumi.Input<boolean>;
+    /**
+     * Other AptMirrors of this program (or plain sources) whose packages may satisfy this
+     * mirror's dependencies, e.g. `{ from: [bookworm] }` for a security suite; see
+     * `AptDependenciesArgs.from`. What they supply is listed in the `external` input.
+     */
+    dependencies?: pulumi.Input<AptDependenciesArgs>;
 }
+
+/** A resolved lock, and what the mirrors naming this one in `dependencies.from` read of it. */
+type LockAndSources = AptProgramLock & { resolved: ResolvedMirror };
 
 interface Resolved {
     source: AptSourceSpec;
@@ -114,7 +133,12 @@ interface Resolved {
  * lock file also keeps the upstream Release date beside the packages (`upstreamDate`); a lock
  * file written without it still pins the packages, with no date to compare.
  */
-async function lockFor(name: string, r: Resolved, lockFile: string | undefined): Promise<AptProgramLock> {
+async function lockFor(
+    name: string,
+    r: Resolved,
+    lockFile: string | undefined,
+    dependencies: AptDependencySpec[] = [],
+): Promise<AptProgramLock> {
     const { url, distribution, components, architectures } = r.source;
     let resolved: AptProgramLock | undefined;
     const packages = await pinnedLock<AptLock>({
@@ -128,6 +152,7 @@ async function lockFor(name: string, r: Resolved, lockFile: string | undefined):
             queries: r.queries,
             withDeps: r.withDeps,
             followRecommends: r.followRecommends,
+            ...dependencyInputs(dependencies),
         }),
         field: "packages",
         extra: { source: { url, distribution } },
@@ -139,18 +164,34 @@ async function lockFor(name: string, r: Resolved, lockFile: string | undefined):
                 followRecommends: r.followRecommends,
                 publish: r.publish,
                 dryRun: pulumi.runtime.isDryRun(),
+                ...(dependencies.length === 0 ? {} : { dependencies }),
             });
             return resolved.packages;
         },
     });
     if (resolved !== undefined) {
-        if (lockFile !== undefined && resolved.upstreamDate !== undefined && !pulumi.runtime.isDryRun()) {
-            writeUpstreamDate(lockFile, resolved.upstreamDate);
+        const beside = resolved.upstreamDate !== undefined || resolved.external !== undefined;
+        if (lockFile !== undefined && beside && !pulumi.runtime.isDryRun()) {
+            writeUpstreamDate(lockFile, resolved.upstreamDate, resolved.external);
         }
         return resolved;
     }
     const upstreamDate = lockFile === undefined ? undefined : readUpstreamDate(lockFile);
-    return upstreamDate === undefined ? { packages } : { packages, upstreamDate };
+    const external = lockFile === undefined || dependencies.length === 0 ? undefined : readExternal(lockFile);
+    return {
+        packages,
+        ...(upstreamDate === undefined ? {} : { upstreamDate }),
+        ...(external === undefined ? {} : { external }),
+    };
+}
+
+/** The `external` a lock file keeps beside the packages (with `dependencies.from`). */
+function readExternal(file: string): AptLock | undefined {
+    const saved = readLockFile(path.resolve(file), file);
+    const external = saved.external;
+    return typeof external === "object" && external !== null && !Array.isArray(external)
+        ? (external as AptLock)
+        : undefined;
 }
 
 /** The `upstreamDate` of a lock file, or undefined (an older lock file, or none). */
@@ -160,11 +201,16 @@ function readUpstreamDate(file: string): string | undefined {
     return typeof saved.upstreamDate === "string" ? saved.upstreamDate : undefined;
 }
 
-/** Adds `upstreamDate` to the lock file `pinnedLock` just wrote, atomically. */
-function writeUpstreamDate(file: string, upstreamDate: string): void {
+/** Adds `upstreamDate` (and `external`) to the lock file `pinnedLock` just wrote, atomically. */
+function writeUpstreamDate(file: string, upstreamDate: string | undefined, external?: AptLock): void {
     const target = path.resolve(file);
     const saved = readLockFile(target, file);
-    writeFileAtomic(target, `${JSON.stringify({ ...saved, upstreamDate }, null, 2)}\n`);
+    const content = {
+        ...saved,
+        ...(upstreamDate === undefined ? {} : { upstreamDate }),
+        ...(external === undefined ? {} : { external }),
+    };
+    writeFileAtomic(target, `${JSON.stringify(content, null, 2)}\n`);
 }
 
 /**
@@ -191,6 +237,11 @@ export class AptMirror extends pulumi.dynamic.Resource {
     declare public readonly syncedReleaseDate: pulumi.Output<string | undefined>;
     /** `Valid-Until` of the published Release (ISO 8601), with `publish.validFor`. */
     declare public readonly validUntil: pulumi.Output<string | undefined>;
+    /**
+     * Dependencies other mirrors or sources of `dependencies.from` supply, not copied here:
+     * `name/arch` → `version from <url> <suite>`.
+     */
+    declare public readonly external: pulumi.Output<Record<string, string> | undefined>;
 
     constructor(name: string, args: AptMirrorArgs, opts?: pulumi.CustomResourceOptions) {
         const source = pulumi.output(args.source).apply((s) => ({
@@ -198,9 +249,10 @@ export class AptMirror extends pulumi.dynamic.Resource {
             components: s.components ?? [...APT_DEFAULTS.components],
             architectures: s.architectures ?? [...APT_DEFAULTS.architectures],
         }));
+        const node = mirrorNode(name);
         const lock = pulumi
-            .all([source, args.packages, args.withDeps, args.followRecommends, args.publish])
-            .apply(([s, queries, withDeps, followRecommends, publish]) => {
+            .all([source, args.packages, args.withDeps, args.followRecommends, args.publish, args.dependencies])
+            .apply(([s, queries, withDeps, followRecommends, publish, dependencies]) => {
                 // Suites of one prefix share its pool; one suite has one owner.
                 const suite = publish.distribution ?? (s as AptSourceSpec).distribution;
                 const named = [publish.root, publish.prefix, suite].every((v) => typeof v === "string");
@@ -211,26 +263,43 @@ export class AptMirror extends pulumi.dynamic.Resource {
                         [`${placeOf(publish.root)}/${publish.prefix}/dists/${suite}`],
                         "publish each suite from one AptMirror (another prefix, or publish.distribution)",
                     );
-                return resolvingInput("AptMirror", name, "source", () =>
-                    lockFor(
-                        name,
-                        {
-                            source: s as AptSourceSpec,
-                            queries,
-                            withDeps: withDeps ?? APT_DEFAULTS.withDeps,
-                            followRecommends: followRecommends ?? APT_DEFAULTS.followRecommends,
-                            publish: { root: publish.root, stateDir: publish.stateDir },
-                        },
-                        args.lockFile,
-                    ),
+                let specs: pulumi.Output<AptDependencySpec[]>;
+                try {
+                    specs = dependencySpecs(node, dependencies as AptDependenciesArgs | undefined);
+                } catch (err) {
+                    return pulumi.output(
+                        resolvingInput<LockAndSources>("AptMirror", name, "dependencies", () => Promise.reject(err)),
+                    );
+                }
+                return specs.apply((deps) =>
+                    resolvingInput("AptMirror", name, "source", () =>
+                        lockFor(
+                            name,
+                            {
+                                source: s as AptSourceSpec,
+                                queries,
+                                withDeps: withDeps ?? APT_DEFAULTS.withDeps,
+                                followRecommends: followRecommends ?? APT_DEFAULTS.followRecommends,
+                                publish: { root: publish.root, stateDir: publish.stateDir },
+                            },
+                            args.lockFile,
+                            deps,
+                        ),
+                    ).then((l) => ({
+                        ...l,
+                        resolved: { source: s as AptSourceSpec, packages: l.packages, dependencies: deps },
+                    })),
                 );
             });
+        node.resolved = lock.apply((l): ResolvedMirror => l.resolved);
         super(
             forwardingProvider("pulumi-airgap/provider/apt/operations"),
             name,
             {
                 source,
                 packages: lock.apply((l) => l.packages),
+                // What `dependencies.from` supplies: shown by preview, not copied.
+                external: lock.apply((l) => l.external),
                 // The upstream Release date of the lock: check refuses one older than the last.
                 upstreamDate: lock.apply((l) => l.upstreamDate),
                 allowDowngrade: args.allowDowngrade ?? false,
@@ -252,5 +321,6 @@ export class AptMirror extends pulumi.dynamic.Resource {
             "airgap",
             "AptMirror",
         );
+        node.register(this);
     }
 }

@@ -26,6 +26,7 @@ import { type PublishHooks, publishRepo, unpublish } from "./publish";
 import { readPublished } from "./publish_read";
 import { repoDirOf } from "./publish_layout";
 import { resolve } from "./resolver";
+import { type DependencySourceSpec, type FetchedDependency, resolveAcross } from "./external";
 import { pruneCaches, readCachedLock, readStampIfIntact, syncInputsDigest, writeCachedLock, writeStamp } from "./stamp";
 import type { PackageRecord } from "./types";
 import { takeLock } from "../store/lockfile";
@@ -115,6 +116,8 @@ export type AptLock = Record<string, string>;
 /** What a program resolves: the lock and the `Date` of the upstream Release it came from. */
 export interface AptProgramLock {
     packages: AptLock;
+    /** Dependencies other sources satisfy (`dependencies.from`): `name/arch` → `version from <url> <suite>`. */
+    external?: AptLock;
     /** ISO 8601; absent when the upstream Release has no `Date`. */
     upstreamDate?: string;
 }
@@ -132,6 +135,11 @@ export interface AptMirrorSpec {
     upstreamDate?: string;
     /** Accept an upstream Release older than the one last synced. Defaults to false. */
     allowDowngrade?: boolean;
+    /**
+     * Dependencies satisfied by the sources of `dependencies.from` (`name/arch` → `version from
+     * <url> <suite>`): recorded so preview shows them; not copied by this mirror.
+     */
+    external?: AptLock;
 }
 
 export interface AptMirrorState extends AptMirrorSpec {
@@ -370,6 +378,13 @@ export interface ResolveLockOptions extends IoOptions {
     queries: string[];
     withDeps?: boolean;
     followRecommends?: boolean;
+    /** Other sources whose packages may satisfy dependencies (`external.ts`). */
+    dependencies?: AptDependencySpec[];
+}
+
+/** A source named by `dependencies.from`, with the lock of the AptMirror that mirrors it (if any). */
+export interface AptDependencySpec extends DependencySourceSpec {
+    source: AptSourceSpec;
 }
 
 /**
@@ -380,11 +395,15 @@ export interface ResolveLockOptions extends IoOptions {
  */
 export async function resolveLock(
     options: ResolveLockOptions,
-): Promise<{ lock: AptLock; release: FetchedRelease; upstream?: Upstream }> {
+): Promise<{ lock: AptLock; external?: AptLock; release: FetchedRelease; upstream?: Upstream }> {
     if (!Array.isArray(options.queries) || options.queries.length === 0) {
         throw invalidArgument("packages", 'list at least one package query, e.g. "nginx" or "Priority (required)"');
     }
     const head = await fetchUpstreamHead(options.source, options);
+    if ((options.dependencies ?? []).length > 0) {
+        // Not cached as a lock: the answer depends on the other sources and their locks too.
+        return resolveAcrossSources(head, options);
+    }
     const key = {
         releaseText: head.release.text,
         components: head.components,
@@ -417,6 +436,44 @@ export async function resolveLock(
     return { lock, release: head.release, upstream };
 }
 
+async function resolveAcrossSources(
+    head: UpstreamHead,
+    options: ResolveLockOptions,
+): Promise<{ lock: AptLock; external: AptLock; release: FetchedRelease; upstream: Upstream }> {
+    const upstream = await readUpstream(head, options);
+    const dependencies: FetchedDependency[] = [];
+    for (const dep of options.dependencies ?? []) {
+        let fetched: Upstream;
+        try {
+            fetched = await fetchUpstream(dep.source, options);
+        } catch (err) {
+            throw new AirgapError(
+                (err as AirgapError).code ?? "ERR_NETWORK",
+                `${dep.argument}: ${dep.mirror ?? dep.source.url}: ${(err as Error).message}`,
+                { argument: dep.argument, cause: err },
+            );
+        }
+        dependencies.push({
+            ...dep,
+            packages: fetched.packages,
+            architectures: fetched.architectures,
+            url: dep.source.url,
+            distribution: dep.source.distribution,
+            origin: `${fetched.release.suiteUrl} ${fetched.components.join(" ")}`,
+        });
+    }
+    const result = resolveAcross({
+        packages: upstream.packages,
+        queries: options.queries,
+        architectures: upstream.architectures,
+        withDeps: options.withDeps ?? APT_DEFAULTS.withDeps,
+        followRecommends: options.followRecommends ?? APT_DEFAULTS.followRecommends,
+        origin: `${head.release.suiteUrl} ${head.components.join(" ")}`,
+        dependencies,
+    });
+    return { lock: lockOf(result.packages), external: result.external, release: head.release, upstream };
+}
+
 /**
  * The lock as a program resolves it, preview included: on an update the indexes are cached in
  * the mirror's state directory (with its other engine state); a preview writes nothing there,
@@ -434,9 +491,13 @@ export async function resolveProgramLock(
         adoptLegacyStateDir(publish);
     }
     const cacheDir = cacheable ? indexCacheDir(publish) : privateTempDir("pulumi-airgap-indexes");
-    const { lock, release } = await resolveLock({ ...rest, cacheDir });
+    const { lock, external, release } = await resolveLock({ ...rest, cacheDir });
     const date = release.release.date;
-    return date === undefined ? { packages: lock } : { packages: lock, upstreamDate: date.toISOString() };
+    return {
+        packages: lock,
+        ...(external === undefined ? {} : { external }),
+        ...(date === undefined ? {} : { upstreamDate: date.toISOString() }),
+    };
 }
 
 /** The upstream records the lock names. Throws naming every locked package upstream no longer has. */

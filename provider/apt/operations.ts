@@ -22,7 +22,8 @@ import {
 import { unsafePathReason } from "./control";
 import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
 
-const specKeys = ["source", "packages", "publish", "signing", "allowUnsigned", "concurrency"] as const;
+// `external` too: what other mirrors supply shows in preview, though this mirror copies none of it.
+const specKeys = ["source", "packages", "external", "publish", "signing", "allowUnsigned", "concurrency"] as const;
 
 const names = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
 
@@ -104,6 +105,16 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
     }
     if (typeof spec.packages !== "object" || spec.packages === null || Array.isArray(spec.packages)) {
         fail("packages", "must be the lock: a map of name/arch to version");
+    }
+    const external = spec.external;
+    if (
+        external !== undefined &&
+        (typeof external !== "object" ||
+            external === null ||
+            Array.isArray(external) ||
+            Object.values(external).some((v) => typeof v !== "string"))
+    ) {
+        fail("external", "must be a map of name/arch to the version another source supplies");
     }
     if (spec.concurrency !== undefined && (!Number.isInteger(spec.concurrency) || spec.concurrency < 1)) {
         fail("concurrency", `must be a positive integer, got ${spec.concurrency}`);
