@@ -110,6 +110,19 @@ export interface AptMirrorArgs {
      */
     allowDowngrade?: pulumi.Input<boolean>;
     /**
+     * Also mirror the source packages of every locked binary (its `Source:` package, at the
+     * version `Source: name (version)` gives, else its own) and publish `<component>/source/Sources`,
+     * so `apt-get source` works against the mirror (with a `deb-src` line). Each file is checked
+     * against the signed upstream `Sources`. The upstream must list a `Sources` index for every
+     * component. Defaults to false.
+     */
+    withSources?: pulumi.Input<boolean>;
+    /**
+     * Also publish `<component>/Contents-<arch>.gz`, the path → package lists `apt-file` reads,
+     * built from the packages' file lists one package at a time. Defaults to false.
+     */
+    contents?: pulumi.Input<boolean>;
+    /**
      * Other AptMirrors of this program (or plain sources) whose packages may satisfy this
      * mirror's dependencies, e.g. `{ from: [bookworm] }` for a security suite; see
      * `AptDependenciesArgs.from`. What they supply is listed in the `external` input.
@@ -308,6 +321,8 @@ export class AptMirror extends pulumi.dynamic.Resource {
                 signing: args.signing === undefined ? undefined : pulumi.secret(args.signing),
                 allowUnsigned: args.allowUnsigned ?? false,
                 concurrency: args.concurrency,
+                withSources: args.withSources,
+                contents: args.contents,
                 packageCount: undefined,
                 bytes: undefined,
                 releaseSha256: undefined,

@@ -1,6 +1,10 @@
 /**
  * fetchPackageIndexes: the Packages indexes a verified Release lists, checked against its signed
- * hashes before they are decompressed or parsed, cached by hash, and parsed in batches.
+ * hashes before they are decompressed or parsed, cached by hash, and parsed in batches; and the
+ * same for other control-file indexes (`fetchControlIndexes`: Sources, debian-installer).
+ *
+ * Longer than most files here: verifying, caching and parsing an index is one path, kept
+ * together so that no index is parsed by a route that skips a check.
  */
 
 import { mkdtemp, rm } from "node:fs/promises";
@@ -77,10 +81,50 @@ export interface FetchedIndexes {
     readonly indexes: readonly IndexReport[];
 }
 
-interface IndexTarget {
+export interface IndexTarget {
     readonly component: string;
+    /** "source" for a `Sources` index. */
     readonly architecture: string;
+    /** Relative to the suite, without compression: "main/binary-amd64/Packages", "main/source/Sources". */
     readonly basePath: string;
+}
+
+/** Reads one stanza of an index into a record; throws ERR_PARSE for a malformed one. */
+export type StanzaParser<T> = (stanza: Stanza, component: string) => T;
+
+/**
+ * Reads control-file indexes the verified Release lists (e.g. `Sources`, a debian-installer
+ * `Packages`), each checked and cached as `fetchPackageIndexes` does, with `parse` for records.
+ */
+export async function fetchControlIndexes<T>(
+    options: Omit<FetchIndexesOptions, "components" | "architectures" | "includeAll">,
+    targets: readonly IndexTarget[],
+    parse: StanzaParser<T>,
+): Promise<{ records: T[]; indexes: IndexReport[] }> {
+    const compressions = (options.compressions ?? DEFAULT_INDEX_COMPRESSIONS).filter((c) => canDecompress(c));
+    const scratch = options.cacheDir === undefined ? await mkdtemp(join(tmpdir(), "airgap-indexes-")) : undefined;
+    const cache = new IndexCache(options.cacheDir ?? (scratch as string));
+    try {
+        const records: T[] = [];
+        const indexes: IndexReport[] = [];
+        for (const target of targets) {
+            const report = await readIndex(
+                { ...options, components: [], architectures: [] },
+                cache,
+                target,
+                compressions,
+                (record) => records.push(record),
+                parse,
+            );
+            indexes.push(report);
+            options.onIndex?.(report);
+        }
+        return { records, indexes };
+    } finally {
+        if (scratch !== undefined) {
+            await rm(scratch, { recursive: true, force: true });
+        }
+    }
 }
 
 /**
@@ -171,12 +215,13 @@ function describeMissing(release: Release, target: IndexTarget, compressions: re
     return `no usable ${target.basePath} index: ${parts.join("; ")}`;
 }
 
-async function readIndex(
+async function readIndex<T = PackageRecord>(
     options: FetchIndexesOptions,
     cache: IndexCache,
     target: IndexTarget,
     compressions: readonly Compression[],
-    add: (record: PackageRecord) => void,
+    add: (record: T) => void,
+    parse: StanzaParser<T> = toPackageRecord as unknown as StanzaParser<T>,
 ): Promise<IndexReport> {
     const { release } = options;
     const candidates = indexCandidates(release.release, target.basePath, { compressions });
@@ -194,7 +239,7 @@ async function readIndex(
 
     for (const candidate of candidates) {
         if (await cache.has(candidate.sha256)) {
-            const count = await parseEntry(cache, candidate, target, plain, add, release.suiteUrl);
+            const count = await parseEntry(cache, candidate, target, plain, add, release.suiteUrl, parse);
             if (count !== undefined) {
                 return {
                     ...base,
@@ -224,7 +269,7 @@ async function readIndex(
                     tempPath: `${downloaded}.part`,
                 });
                 await storeDecompressed(cache, candidate, downloaded, plain, limit, url);
-                const count = await parseEntry(cache, candidate, target, plain, add, release.suiteUrl);
+                const count = await parseEntry(cache, candidate, target, plain, add, release.suiteUrl, parse);
                 if (count === undefined) {
                     throw new AirgapError("ERR_IO", `cache entry for ${url} vanished while reading it`);
                 }
@@ -341,13 +386,14 @@ async function storeDecompressed(
  * the Release lists the uncompressed index) its hash checked. Returns the record count, or
  * undefined when the entry is missing or damaged (it is then removed).
  */
-async function parseEntry(
+async function parseEntry<T>(
     cache: IndexCache,
     candidate: IndexCandidate,
     target: IndexTarget,
     plainSha256: string | undefined,
-    add: (record: PackageRecord) => void,
+    add: (record: T) => void,
     suiteUrl: string,
+    parse: StanzaParser<T>,
 ): Promise<number | undefined> {
     const stream = await cache.open(candidate.sha256);
     if (stream === undefined) {
@@ -360,11 +406,11 @@ async function parseEntry(
             yield chunk as Buffer;
         }
     })();
-    const records: PackageRecord[] = [];
+    const records: T[] = [];
     try {
         for await (const batch of stanzaBatches(hashed)) {
             for (const stanza of batch) {
-                records.push(toPackageRecord(stanza, target.component));
+                records.push(parse(stanza, target.component));
             }
         }
     } catch (cause) {

@@ -53,6 +53,7 @@ import {
     validForMs,
 } from "./trust";
 import { parseRelease } from "./release";
+import { optionalIndexesInputs, prepareOptionalIndexes } from "./optional_indexes";
 
 /**
  * Defaults of an AptMirror, defined once: the SDK applies them to what a program leaves out, and
@@ -135,6 +136,10 @@ export interface AptMirrorSpec {
     upstreamDate?: string;
     /** Accept an upstream Release older than the one last synced. Defaults to false. */
     allowDowngrade?: boolean;
+    /** Also publish the source packages of the locked binaries and `Sources` indexes. Defaults to false. */
+    withSources?: boolean;
+    /** Also publish `<component>/Contents-<arch>.gz`, the file lists apt-file reads. Defaults to false. */
+    contents?: boolean;
     /**
      * Dependencies satisfied by the sources of `dependencies.from` (`name/arch` → `version from
      * <url> <suite>`): recorded so preview shows them; not copied by this mirror.
@@ -570,7 +575,7 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
     const distribution = publish.distribution ?? source.distribution;
     const repoDir = repoDirOf(publish.root, publish.prefix);
     const stamp = suiteStampFile(spec);
-    const inputs = syncInputsDigest(spec);
+    const inputs = syncInputsDigest({ ...spec, optional: optionalIndexesInputs(spec) });
     const now = options.now ?? new Date();
     const validFor = publish.validFor === undefined ? undefined : validForMs(publish.validFor);
     // As the Release writes it: to the second.
@@ -618,7 +623,17 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         progressIntervalMs: 5000,
         hashMemo,
     });
+    const optional = await prepareOptionalIndexes(spec, upstream, records, {
+        downloads,
+        nameOf: downloadName,
+        concurrency: spec.concurrency ?? 8,
+        cacheDir: io.cacheDir,
+        dispatcher: options.dispatcher,
+        onProgress: options.onProgress,
+        hashMemo,
+    });
     const result = await publishRepo({
+        ...optional.publish,
         root: publish.root,
         prefix: publish.prefix,
         distribution,
@@ -639,7 +654,7 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         // A re-sync that changes nothing keeps the current generation (drift is still repaired).
         skipIfUnchanged: true,
     });
-    collectDownloads(downloads, new Set(records.map(downloadName)));
+    collectDownloads(downloads, new Set([...records.map(downloadName), ...optional.keep]));
     const distDir = path.join(result.repoDir, "dists", result.distribution);
     const state: StampedState = {
         packages: lockOf(records),
@@ -657,7 +672,10 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         inputs,
         repoDir: result.repoDir,
         distribution: result.distribution,
-        poolFiles: new Map(result.packages.map((p) => [p.filename, p.sha256])),
+        poolFiles: new Map([
+            ...result.packages.map((p): [string, string] => [p.filename, p.sha256]),
+            ...optional.poolFiles,
+        ]),
         state,
         memo: hashMemo,
     });

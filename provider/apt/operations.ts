@@ -20,6 +20,7 @@ import {
     syncMirror,
 } from "./mirror";
 import { unsafePathReason } from "./control";
+import { OPTIONAL_INDEX_KEYS, optionalIndexesProblems } from "./optional_indexes";
 import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
 
 // `external` too: what other mirrors supply shows in preview, though this mirror copies none of it.
@@ -119,6 +120,7 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
     if (spec.concurrency !== undefined && (!Number.isInteger(spec.concurrency) || spec.concurrency < 1)) {
         fail("concurrency", `must be a positive integer, got ${spec.concurrency}`);
     }
+    failures.push(...optionalIndexesProblems(spec));
     if (spec.signing === undefined) {
         if (!spec.allowUnsigned) {
             fail("signing", "give signing.privateKey to sign the published Release, or set allowUnsigned: true");
@@ -195,7 +197,12 @@ export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
             containsUnknown(s.publish) ? undefined : canonicalJson([placeOf(s.publish.root), s.publish.prefix]);
         const replaces = where(news) === undefined || where(olds) !== where(news) ? ["publish"] : [];
         const samePlace = { ...news, publish: containsUnknown(news.publish) ? news.publish : placed(news.publish) };
-        return diffInputs({ ...olds, publish: placed(olds.publish) }, samePlace, specKeys, replaces);
+        return diffInputs(
+            { ...olds, publish: placed(olds.publish) },
+            samePlace,
+            [...specKeys, ...OPTIONAL_INDEX_KEYS],
+            replaces,
+        );
     },
 
     async create(inputs) {

@@ -32,6 +32,7 @@ import { invalidArgument } from "../errors";
 import { checkReleaseSignatures, loadSigningKey, type ReleaseSigner } from "../pgp/sign";
 import { sha256, syncPath } from "../store/atomic";
 import { verifiedSha256 } from "../store/hashcache";
+import { buildContents, type ContentsFile, contentsPackagesOf } from "./contents";
 import { collectPool } from "./pool";
 import {
     checkName,
@@ -66,7 +67,8 @@ async function currentIfUnchanged(
     signer: ReleaseSigner | undefined,
     current: { generation: string; dir: string },
 ): Promise<PublishResult | undefined> {
-    if (options.validUntil !== undefined) {
+    // Contents indexes are built from the pool files: not compared, published again.
+    if (options.validUntil !== undefined || plan.contents === true) {
         return undefined;
     }
     const releaseBytes = await readOptional(path.join(current.dir, "Release"));
@@ -144,13 +146,17 @@ async function currentIfUnchanged(
         }
     }
     // Every pool file with its SHA256.
-    const targets = [...plan.byPool.keys()].sort();
+    const poolFiles = new Map<string, { sha256: string; size: number }>([
+        ...[...plan.byPool].map(([target, pkg]): [string, { sha256: string; size: number }] => [target, pkg.record]),
+        ...(plan.extraPool ?? []),
+    ]);
+    const targets = [...poolFiles.keys()].sort();
     let intact = true;
     await forEachLimited(targets, 4, async (target) => {
         if (!intact) {
             return;
         }
-        const record = plan.byPool.get(target)!.record;
+        const record = poolFiles.get(target)!;
         const found = await verifiedSha256(path.join(plan.repoDir, target), options.hashMemo);
         if (found === undefined || found.sha256 !== record.sha256 || found.size !== record.size) {
             intact = false;
@@ -214,20 +220,39 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
         await options.hooks?.afterPool?.();
 
         const indexes = await buildIndexes(plan, options.compressors ?? []);
-        const files: ReleaseFile[] = [...indexes].map(([rel, bytes]) => ({
-            path: rel,
-            size: bytes.length,
-            sha256: sha256(bytes),
-        }));
+        const contents =
+            plan.contents === true
+                ? await buildContents({
+                      packages: contentsPackagesOf(plan),
+                      components: plan.components,
+                      architectures: plan.architectures,
+                      workDir: path.join(stagingRoot, `contents-${newGenerationName(date)}`),
+                  })
+                : new Map<string, ContentsFile>();
+        const files: ReleaseFile[] = [
+            ...[...indexes].map(([rel, bytes]) => ({ path: rel, size: bytes.length, sha256: sha256(bytes) })),
+            ...[...contents].flatMap(([rel, f]) => [
+                { path: rel, size: f.size, sha256: f.sha256 },
+                { path: rel.replace(/\.gz$/, ""), size: f.plain.size, sha256: f.plain.sha256 },
+            ]),
+        ];
         const releaseText = formatRelease(releaseContent(options, plan, date, files));
 
         const generation = newGenerationName(date);
         const staging = path.join(plan.repoDir, STAGING_DIR, `${plan.distribution}-${generation}`);
         await fsp.mkdir(staging, { recursive: true });
-        await writeSuite(staging, indexes, releaseText, signer, date, {
-            enabled: acquireByHash,
-            previousDir: previous.kind === "none" ? undefined : previous.dir,
-        });
+        await writeSuite(
+            staging,
+            indexes,
+            releaseText,
+            signer,
+            date,
+            {
+                enabled: acquireByHash,
+                previousDir: previous.kind === "none" ? undefined : previous.dir,
+            },
+            contents,
+        );
         const generations = generationsOf(plan.repoDir, plan.distribution);
         await fsp.mkdir(generations, { recursive: true });
         const generationDir = path.join(generations, generation);
@@ -242,7 +267,9 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
         // only the files the published suites named before and this suite drops are candidates.
         const walkPool = unfinished || previous.kind === "directory" || !references.complete;
         const dropped =
-            previous.kind === "generation" ? [...references.files.keys()].filter((file) => !plan.byPool.has(file)) : [];
+            previous.kind === "generation"
+                ? [...references.files.keys()].filter((file) => !plan.byPool.has(file) && !plan.extraPool?.has(file))
+                : [];
         // The previous generation stays until the next publish: clients that read its indexes
         // just before the switch still find every file they name.
         const keep = previous.kind === "generation" ? [generation, previous.generation] : [generation];

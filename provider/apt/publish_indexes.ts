@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 import { formatStanza } from "./control";
 import type { ReleaseFile } from "./release";
+import { publishedSourceStanza } from "./sources";
 import type { PackageRecord } from "./types";
 import { compareVersions } from "./version";
 import type { PublishedPackage, PublishOptions, PublishPlan, IndexCompressor } from "./publish_plan";
@@ -92,7 +93,11 @@ export async function buildIndexes(
     return out;
 }
 
-/** The uncompressed `Packages` index of every component and architecture, by path under `dists/<dist>`. */
+/**
+ * The uncompressed `Packages` index of every component and architecture, by path under
+ * `dists/<dist>`; with source packages, each component's `source/Sources`; with udebs, each
+ * `debian-installer/binary-<arch>/Packages`.
+ */
 const textsOfPlan = new WeakMap<PublishPlan, Map<string, Buffer>>();
 
 export function packagesTexts(plan: PublishPlan): Map<string, Buffer> {
@@ -106,16 +111,29 @@ export function packagesTexts(plan: PublishPlan): Map<string, Buffer> {
     const entries = [...plan.byPool.entries()]
         .map(([filename, pkg]) => ({ pkg, published: describe(pkg.record, filename) }))
         .sort((a, b) => comparePackages(a.published, b.published));
+    const udebs = entries.some(({ pkg }) => pkg.udeb === true);
     for (const component of plan.components) {
         for (const architecture of plan.architectures) {
-            const stanzas = entries
-                .filter(
-                    ({ pkg }) =>
-                        pkg.record.component === component &&
-                        (pkg.record.architecture === architecture || pkg.record.architecture === "all"),
-                )
-                .map(({ pkg, published }) => publishedStanza(pkg.record, published.filename));
-            out.set(`${component}/binary-${architecture}/Packages`, Buffer.from(stanzas.join("\n"), "utf8"));
+            const stanzas = (udeb: boolean) =>
+                entries
+                    .filter(
+                        ({ pkg }) =>
+                            (pkg.udeb === true) === udeb &&
+                            pkg.record.component === component &&
+                            (pkg.record.architecture === architecture || pkg.record.architecture === "all"),
+                    )
+                    .map(({ pkg, published }) => publishedStanza(pkg.record, published.filename));
+            out.set(`${component}/binary-${architecture}/Packages`, Buffer.from(stanzas(false).join("\n"), "utf8"));
+            if (udebs) {
+                out.set(
+                    `${component}/debian-installer/binary-${architecture}/Packages`,
+                    Buffer.from(stanzas(true).join("\n"), "utf8"),
+                );
+            }
+        }
+        if (plan.sources !== undefined) {
+            const stanzas = plan.sources.filter((s) => s.component === component).map(publishedSourceStanza);
+            out.set(`${component}/source/Sources`, Buffer.from(stanzas.join("\n"), "utf8"));
         }
     }
     return out;

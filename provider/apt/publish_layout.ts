@@ -23,6 +23,7 @@ import { gunzipSync } from "node:zlib";
 import { AirgapError, invalidArgument } from "../errors";
 import { type HeldLock, takeLock } from "../store/lockfile";
 import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
+import { sourceStanzaFiles } from "./sources";
 
 export const GENERATIONS_DIR = ".generations";
 export const STAGING_DIR = ".staging";
@@ -135,7 +136,10 @@ export async function readOptional(file: string): Promise<Buffer | undefined> {
  * `main/binary-amd64/Packages`), with the uncompressed form preferred over `.gz`; `by-hash`
  * copies are skipped.
  */
-export async function packagesIndexesIn(suiteDir: string): Promise<string[]> {
+export async function packagesIndexesIn(
+    suiteDir: string,
+    base: "Packages" | "Sources" = "Packages",
+): Promise<string[]> {
     const found = new Set<string>();
     const walk = async (rel: string): Promise<void> => {
         let entries: Dirent[];
@@ -151,7 +155,7 @@ export async function packagesIndexesIn(suiteDir: string): Promise<string[]> {
             const child = rel === "" ? entry.name : `${rel}/${entry.name}`;
             if (entry.isDirectory() && entry.name !== "by-hash") {
                 await walk(child);
-            } else if (entry.isFile() && (entry.name === "Packages" || entry.name === "Packages.gz")) {
+            } else if (entry.isFile() && (entry.name === base || entry.name === `${base}.gz`)) {
                 found.add(child);
             }
         }
@@ -179,7 +183,7 @@ export interface PoolReferences {
 
 /**
  * Reads every suite published under `<repoDir>/dists` (ours or another tool's) and collects the
- * pool files their `Packages` indexes name.
+ * pool files their `Packages` and `Sources` indexes name.
  */
 export async function referencedPoolFiles(repoDir: string): Promise<PoolReferences> {
     const files = new Map<string, string>();
@@ -211,6 +215,14 @@ export async function referencedPoolFiles(repoDir: string): Promise<PoolReferenc
                 for (const stanza of parseStanzas(text)) {
                     const record = toPackageRecord(stanza, component);
                     files.set(record.filename, record.sha256);
+                }
+            }
+            // Source packages' files (`withSources`).
+            for (const index of await packagesIndexesIn(suiteDir, "Sources")) {
+                for (const stanza of parseStanzas(indexText(index, await fsp.readFile(path.join(suiteDir, index))))) {
+                    for (const [file, sha] of sourceStanzaFiles(stanza)) {
+                        files.set(file, sha);
+                    }
                 }
             }
         } catch (err) {

@@ -7,6 +7,8 @@ import { unsafePathReason } from "./control";
 import { type PlaceMode, poolPath } from "./pool";
 import { checkName, repoDirOf } from "./publish_layout";
 import type { ReleaseFile } from "./release";
+import { compareVersions } from "./version";
+import { type PublishSource, type SourceRecord, sourcePoolFiles } from "./sources";
 import type { PackageRecord } from "./types";
 
 /** A package to publish: its record and a local file holding its bytes. */
@@ -19,6 +21,20 @@ export interface PublishPackage {
     readonly record: PackageRecord;
     /** The package file (content store, download directory); MUST match `record.sha256` and `record.size`. */
     readonly file: string;
+    /**
+     * A debian-installer package: published as `.udeb` and listed in
+     * `<component>/debian-installer/binary-<arch>/Packages` only.
+     */
+    readonly udeb?: boolean;
+}
+
+/** A pool file that is not a binary package (a source package's file). */
+export interface PoolFile {
+    readonly file: string;
+    readonly sha256: string;
+    readonly size: number;
+    /** What it belongs to, for messages ("source openssl 3.0.11-1"). */
+    readonly what: string;
 }
 
 /**
@@ -93,6 +109,16 @@ export interface PublishOptions {
      * differs (drift included) publishes normally. Hooks are not called then. Defaults to false.
      */
     readonly skipIfUnchanged?: boolean;
+    /**
+     * Source packages: when given (even empty), `<component>/source/Sources` is published for
+     * every component, and their files in the pool beside the binaries.
+     */
+    readonly sources?: readonly PublishSource[];
+    /**
+     * Write `<component>/Contents-<arch>.gz` (the file list apt-file reads) from the packages'
+     * `data.tar`, one package at a time. Defaults to false.
+     */
+    readonly contents?: boolean;
 }
 
 /** A package as published: the fields of its upstream record that the indexes carry (`filename` is the pool path). */
@@ -129,6 +155,12 @@ export interface PublishPlan {
     readonly architectures: readonly string[];
     /** Packages by pool path (duplicates merged). */
     readonly byPool: ReadonlyMap<string, PublishPackage>;
+    /** Source packages, sorted by name and version, when `sources` was given. */
+    readonly sources?: readonly SourceRecord[];
+    /** The other pool files (source packages'), by pool path. */
+    readonly extraPool?: ReadonlyMap<string, PoolFile>;
+    /** Whether Contents indexes are written. */
+    readonly contents?: boolean;
 }
 
 function checkLine(argument: string, value: string | undefined): void {
@@ -210,7 +242,7 @@ export function planPublish(options: PublishOptions): PublishPlan {
         if (typeof pkg.file !== "string" || pkg.file === "") {
             throw invalidArgument(`${argument}.file`, `${who}: give the local file holding the package`);
         }
-        const target = poolPath(record);
+        const target = pkg.udeb === true ? poolPath(record).replace(/\.deb$/, ".udeb") : poolPath(record);
         const unsafe = unsafePathReason(target);
         if (unsafe !== undefined) {
             throw invalidArgument(`${argument}.record`, `${who}: pool path ${JSON.stringify(target)} ${unsafe}`);
@@ -226,11 +258,52 @@ export function planPublish(options: PublishOptions): PublishPlan {
             byPool.set(target, pkg);
         }
     });
+    const extraPool = new Map<string, PoolFile>();
+    (options.sources ?? []).forEach((source, i) => {
+        const argument = `sources[${i}]`;
+        if (!options.components.includes(source.record.component)) {
+            throw invalidArgument(
+                `${argument}.record.component`,
+                `source ${source.record.name} ${source.record.version}: component ${JSON.stringify(source.record.component)} is not in components (${options.components.join(", ")})`,
+            );
+        }
+        for (const [target, file] of sourcePoolFiles([source])) {
+            const unsafe = unsafePathReason(target);
+            if (unsafe !== undefined) {
+                throw invalidArgument(
+                    `${argument}.record`,
+                    `${file.what}: pool path ${JSON.stringify(target)} ${unsafe}`,
+                );
+            }
+            if (file.file === "") {
+                throw invalidArgument(`${argument}.files`, `${file.what}: give the local file of ${target}`);
+            }
+            const other = byPool.get(target)?.record.sha256 ?? extraPool.get(target)?.sha256;
+            if (other !== undefined && other !== file.sha256) {
+                throw invalidArgument(
+                    `${argument}.record`,
+                    `${file.what}: two different files would be published as ${target} (SHA256 ${other} and ${file.sha256})`,
+                );
+            }
+            extraPool.set(target, file);
+        }
+    });
     return {
         repoDir,
         distribution: options.distribution,
         components: [...options.components],
         architectures: [...options.architectures],
         byPool,
+        ...(options.sources === undefined
+            ? {}
+            : {
+                  sources: options.sources
+                      .map((s) => s.record)
+                      .sort((a, b) =>
+                          a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(a.version, b.version),
+                      ),
+                  extraPool,
+              }),
+        ...(options.contents === true ? { contents: true } : {}),
     };
 }

@@ -156,6 +156,9 @@ export async function readPublished(
         for (const file of release.files) {
             const rel = `${suitePath}/${file.path}`;
             const bytes = await readOptional(path.join(suiteDir, file.path));
+            if (bytes === undefined && isUnservedContents(release, file.path)) {
+                continue;
+            }
             if (bytes === undefined) {
                 problems.push({ kind: "missing-index", path: rel, message: "listed in Release, absent" });
                 continue;
@@ -244,4 +247,9 @@ export async function readPublished(
 
 function messageOf(err: unknown): string {
     return err instanceof Error ? err.message : String(err);
+}
+
+/** A plain `Contents-<arch>` is listed in the Release but only its `.gz` is published, as in Debian's archive. */
+function isUnservedContents(release: { files: readonly { path: string }[] }, file: string): boolean {
+    return /(^|\/)Contents-[^/]+$/.test(file) && release.files.some((f) => f.path === `${file}.gz`);
 }

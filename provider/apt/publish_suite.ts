@@ -48,12 +48,28 @@ export async function placePool(
             );
         }
     }
-    await forEachLimited(targets, 4, async (target) => {
-        const pkg = plan.byPool.get(target)!;
+    for (const [target, file] of plan.extraPool ?? []) {
+        const published = references.files.get(target);
+        if (published !== undefined && published !== file.sha256) {
+            throw invalidArgument(
+                "sources",
+                `${file.what}: ${target} is already published with SHA256 ${published}, not ${file.sha256}; unpublish first`,
+            );
+        }
+    }
+    const files = new Map<string, { file: string; sha256: string; size: number }>([
+        ...[...plan.byPool].map(([target, pkg]): [string, { file: string; sha256: string; size: number }] => [
+            target,
+            { file: pkg.file, sha256: pkg.record.sha256, size: pkg.record.size },
+        ]),
+        ...(plan.extraPool ?? []),
+    ]);
+    await forEachLimited([...files.keys()].sort(), 4, async (target) => {
+        const pkg = files.get(target)!;
         const result = await placePoolFile(
             pkg.file,
             path.join(plan.repoDir, target),
-            { sha256: pkg.record.sha256, size: pkg.record.size },
+            { sha256: pkg.sha256, size: pkg.size },
             { mode, hashMemo, published: references.files.has(target) },
         );
         (result === "kept" ? kept : placed).push(target);
@@ -99,9 +115,20 @@ export async function writeSuite(
     signer: ReleaseSigner | undefined,
     date: Date,
     byHash: { enabled: boolean; previousDir?: string },
+    /** Index files already written elsewhere (Contents), moved in: path relative to the suite → file. */
+    built: ReadonlyMap<string, { file: string; sha256: string }> = new Map(),
 ): Promise<void> {
     for (const [rel, bytes] of indexes) {
         writeFileAtomic(path.join(dir, rel), bytes);
+    }
+    for (const [rel, { file, sha256: hash }] of built) {
+        await fsp.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+        await fsp.rename(file, path.join(dir, rel));
+        if (byHash.enabled) {
+            const byHashDir = path.join(dir, path.dirname(rel), "by-hash", "SHA256");
+            await fsp.mkdir(byHashDir, { recursive: true });
+            await linkOrCopy(path.join(dir, rel), path.join(byHashDir, hash));
+        }
     }
     if (byHash.enabled) {
         for (const [rel, bytes] of indexes) {

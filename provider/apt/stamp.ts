@@ -103,9 +103,12 @@ export function syncInputsDigest(inputs: {
     publish: unknown;
     signing?: { privateKey: string; passphrase?: string };
     allowUnsigned?: boolean;
+    /** The optional indexes asked for (`optionalIndexesInputs`); absent when none. */
+    optional?: Record<string, unknown>;
 }): string {
     return sha256(
         canonicalJson({
+            ...(inputs.optional === undefined ? {} : { optional: inputs.optional }),
             format: STAMP_FORMAT,
             source: inputs.source,
             packages: inputs.packages,
