@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     docker-registry skopeo aptly
     qemu-utils e2fsprogs xorriso genisoimage
-    dpkg-dev apt-utils apt-file gnupg xz-utils openssl apache2-utils
+    dpkg-dev apt-utils apt-file dctrl-tools gnupg xz-utils openssl apache2-utils
     openssh-server openssh-client
 )
 

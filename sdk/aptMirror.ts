@@ -123,6 +123,15 @@ export interface AptMirrorArgs {
      */
     contents?: pulumi.Input<boolean>;
     /**
+     * debian-installer packages (udebs) to mirror, as package queries in the same syntax as
+     * `packages` ("busybox-udeb", "Priority (standard)"), with their dependencies among udebs:
+     * resolved against the upstream's verified `<component>/debian-installer/binary-<arch>/Packages`
+     * when the mirror syncs (they are not in the lock, so preview does not list them), and
+     * published under `<component>/debian-installer/binary-<arch>/`. The upstream must offer
+     * debian-installer packages for every architecture. Defaults to none.
+     */
+    udebs?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
      * Other AptMirrors of this program (or plain sources) whose packages may satisfy this
      * mirror's dependencies, e.g. `{ from: [bookworm] }` for a security suite; see
      * `AptDependenciesArgs.from`. What they supply is listed in the `external` input.
@@ -323,6 +332,7 @@ export class AptMirror extends pulumi.dynamic.Resource {
                 concurrency: args.concurrency,
                 withSources: args.withSources,
                 contents: args.contents,
+                udebs: args.udebs,
                 packageCount: undefined,
                 bytes: undefined,
                 releaseSha256: undefined,

@@ -141,6 +141,12 @@ export interface AptMirrorSpec {
     /** Also publish `<component>/Contents-<arch>.gz`, the file lists apt-file reads. Defaults to false. */
     contents?: boolean;
     /**
+     * debian-installer package queries (aptly syntax): the udebs they select, with their
+     * dependencies among udebs, resolved at sync time and published in
+     * `<component>/debian-installer/binary-<arch>/`.
+     */
+    udebs?: string[];
+    /**
      * Dependencies satisfied by the sources of `dependencies.from` (`name/arch` → `version from
      * <url> <suite>`): recorded so preview shows them; not copied by this mirror.
      */

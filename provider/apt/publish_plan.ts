@@ -119,6 +119,8 @@ export interface PublishOptions {
      * `data.tar`, one package at a time. Defaults to false.
      */
     readonly contents?: boolean;
+    /** debian-installer packages, published as `.udeb` in `<component>/debian-installer/binary-<arch>/`. */
+    readonly udebs?: readonly PublishPackage[];
 }
 
 /** A package as published: the fields of its upstream record that the indexes carry (`filename` is the pool path). */
@@ -220,7 +222,8 @@ export function planPublish(options: PublishOptions): PublishPlan {
         }
     }
     const byPool = new Map<string, PublishPackage>();
-    options.packages.forEach((pkg, i) => {
+    const packages = [...options.packages, ...(options.udebs ?? []).map((pkg) => ({ ...pkg, udeb: true }))];
+    packages.forEach((pkg, i) => {
         const record = pkg.record;
         const argument = `packages[${i}]`;
         const who = `${record.name} ${record.version} ${record.architecture}`;

@@ -12,6 +12,7 @@
  */
 
 import * as path from "node:path";
+import type { Dispatcher } from "undici";
 import { AirgapError, invalidArgument } from "../errors";
 import type { HashMemo } from "../store/hashcache";
 import { formatStanza, unsafePathReason } from "./control";
@@ -100,7 +101,7 @@ export async function fetchSourceIndexes(options: {
     components: readonly string[];
     architectures: readonly string[];
     cacheDir?: string;
-    dispatcher?: import("undici").Dispatcher;
+    dispatcher?: Dispatcher;
 }): Promise<SourceRecord[]> {
     const targets = options.components.map((component) => {
         const dir = indexDirOf(options.release.release, component, options.architectures);
@@ -182,7 +183,7 @@ export async function downloadSources(options: {
     dir: string;
     nameOf: (file: PackageFile) => string;
     concurrency: number;
-    dispatcher?: import("undici").Dispatcher;
+    dispatcher?: Dispatcher;
     onProgress?: (p: DownloadProgress) => void;
     hashMemo?: HashMemo;
 }): Promise<{ sources: PublishSource[]; names: string[] }> {
