@@ -618,6 +618,16 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
     const upstream = "packages" in fetched ? fetched : await readUpstream(fetched, io);
     const records = selectLocked(upstream, spec.packages);
     const downloads = downloadDir(spec);
+    // First: an upstream without the optional indexes asked for fails before any download.
+    const optional = await prepareOptionalIndexes(spec, upstream, records, {
+        downloads,
+        nameOf: downloadName,
+        concurrency: spec.concurrency ?? 8,
+        cacheDir: io.cacheDir,
+        dispatcher: options.dispatcher,
+        onProgress: options.onProgress,
+        hashMemo,
+    });
     await downloadPackages({
         baseUrl: upstream.release.url,
         packages: records,
@@ -627,15 +637,6 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         dispatcher: options.dispatcher,
         onProgress: options.onProgress,
         progressIntervalMs: 5000,
-        hashMemo,
-    });
-    const optional = await prepareOptionalIndexes(spec, upstream, records, {
-        downloads,
-        nameOf: downloadName,
-        concurrency: spec.concurrency ?? 8,
-        cacheDir: io.cacheDir,
-        dispatcher: options.dispatcher,
-        onProgress: options.onProgress,
         hashMemo,
     });
     const result = await publishRepo({

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hasCode } from "../../../provider/errors";
-import { resolveLock, syncMirror } from "../../../provider/apt/mirror";
+import { downloadDir, resolveLock, syncMirror } from "../../../provider/apt/mirror";
 import { type AptClient, describeAptResult, makeAptClient } from "../../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, listFiles, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
@@ -159,7 +159,7 @@ describe("AptMirror withSources", function () {
         }
     });
 
-    it("withSources on an upstream whose Release lists no Sources index: names withSources and the component, publishes nothing", async () => {
+    it("withSources on an upstream whose Release lists no Sources index: names withSources and the component, publishes and downloads nothing", async () => {
         const { lock } = await resolveLock({
             source: { ...source(), url: binariesServer.url, key: binariesOnly.publicKeyArmored },
             queries: ["hello"],
@@ -181,6 +181,9 @@ describe("AptMirror withSources", function () {
             },
         );
         assert.equal(fs.existsSync(path.join(root, "nosources", "dists")), false);
+        // Refused before anything was downloaded.
+        const downloads = downloadDir({ publish: { root, prefix: "nosources" }, source: source() });
+        assert.deepEqual(fs.existsSync(downloads) ? fs.readdirSync(downloads) : [], []);
     });
 
     it("a source file that does not match the signed Sources: ERR_VERIFICATION naming it; the published mirror is unchanged", async () => {
