@@ -6,7 +6,8 @@
  * - `Release` exists and parses; `InRelease`'s text is the `Release` text;
  * - with a public key: `InRelease` and `Release.gpg` carry valid signatures by it;
  * - every index the `Release` lists exists with its listed size and SHA256;
- * - every pool file the `Packages` indexes name exists with its listed size and SHA256.
+ * - every pool file the `Packages` indexes name exists with its listed size and SHA256; so do
+ *   the files of the `Sources` and debian-installer `Packages` indexes (`withSources`, `udebs`).
  *
  * Tolerant on purpose: it runs the provider code stored in state against whatever is on disk,
  * including suites another tool published, and never throws for a problem it can report.
@@ -18,6 +19,7 @@ import { checkReleaseSignatures, type ReleaseSignatureCheck } from "../pgp/sign"
 import { sha256 } from "../store/atomic";
 import { parseStanzas, toPackageRecord } from "./control";
 import { hashFile } from "./pool";
+import { toSourceRecord } from "./sources";
 import type { PublishedPackage } from "./publish";
 import { checkName, currentSuite, distLink, indexText, readOptional, repoDirOf } from "./publish_layout";
 import { extractClearsigned, parseRelease, type Release } from "./release";
@@ -151,8 +153,8 @@ export async function readPublished(
     }
 
     const packages = new Map<string, PublishedPackage>();
+    const indexBytes = new Map<string, Buffer>();
     if (release !== undefined) {
-        const indexBytes = new Map<string, Buffer>();
         for (const file of release.files) {
             const rel = `${suitePath}/${file.path}`;
             const bytes = await readOptional(path.join(suiteDir, file.path));
@@ -203,7 +205,8 @@ export async function readPublished(
     const sorted = [...packages.values()].sort((a, b) =>
         a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0,
     );
-    for (const pkg of sorted) {
+    const others = release === undefined ? [] : otherPoolFiles(release, indexBytes, suitePath, problems);
+    for (const pkg of [...sorted, ...others]) {
         const file = path.join(repoDir, pkg.filename);
         const info = await fsp.stat(file).catch(() => undefined);
         if (info === undefined || !info.isFile()) {
@@ -252,4 +255,60 @@ function messageOf(err: unknown): string {
 /** A plain `Contents-<arch>` is listed in the Release but only its `.gz` is published, as in Debian's archive. */
 function isUnservedContents(release: { files: readonly { path: string }[] }, file: string): boolean {
     return /(^|\/)Contents-[^/]+$/.test(file) && release.files.some((f) => f.path === `${file}.gz`);
+}
+
+/**
+ * The pool files the `Sources` and debian-installer `Packages` indexes of a suite name, as
+ * `{ name, version, filename, size, sha256 }` (not packages of the lock); an index that does not
+ * parse is a problem.
+ */
+function otherPoolFiles(
+    release: Release,
+    indexBytes: ReadonlyMap<string, Buffer>,
+    suitePath: string,
+    problems: PublishedProblem[],
+): Pick<PublishedPackage, "name" | "version" | "filename" | "size" | "sha256">[] {
+    const out = new Map<string, Pick<PublishedPackage, "name" | "version" | "filename" | "size" | "sha256">>();
+    const read = (basePath: string, each: (stanza: ReturnType<typeof parseStanzas>[number]) => void) => {
+        const name = indexBytes.has(basePath) ? basePath : `${basePath}.gz`;
+        const bytes = indexBytes.get(name);
+        if (bytes === undefined) {
+            return;
+        }
+        try {
+            for (const stanza of parseStanzas(indexText(name, bytes))) {
+                each(stanza);
+            }
+        } catch (err) {
+            problems.push({ kind: "altered-index", path: `${suitePath}/${name}`, message: messageOf(err) });
+        }
+    };
+    for (const component of release.components) {
+        read(`${component}/source/Sources`, (stanza) => {
+            const source = toSourceRecord(stanza, component);
+            for (const f of source.files) {
+                const filename = `${source.directory}/${f.name}`;
+                out.set(filename, {
+                    name: source.name,
+                    version: source.version,
+                    filename,
+                    size: f.size,
+                    sha256: f.sha256,
+                });
+            }
+        });
+        for (const architecture of release.architectures) {
+            read(`${component}/debian-installer/binary-${architecture}/Packages`, (stanza) => {
+                const r = toPackageRecord(stanza, component);
+                out.set(r.filename, {
+                    name: r.name,
+                    version: r.version,
+                    filename: r.filename,
+                    size: r.size,
+                    sha256: r.sha256,
+                });
+            });
+        }
+    }
+    return [...out.values()].sort((a, b) => (a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0));
 }

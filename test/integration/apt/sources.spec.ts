@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hasCode } from "../../../provider/errors";
-import { downloadDir, resolveLock, syncMirror } from "../../../provider/apt/mirror";
+import { downloadDir, readMirror, resolveLock, syncMirror } from "../../../provider/apt/mirror";
 import { type AptClient, describeAptResult, makeAptClient } from "../../harness/fixtures/aptget";
 import { type AptRepo, buildRepo, type GpgKeyring, listFiles, makeGpgKeyring } from "../../harness/fixtures/aptrepo";
 import { type StaticServer, startStaticServer } from "../../harness/servers/http";
@@ -156,6 +156,30 @@ describe("AptMirror withSources", function () {
                 sha256(path.join(root, "debian", "pool", "main", "h", "hello", f)),
                 sha256(upstreamFile("hello", f)),
             );
+        }
+    });
+
+    it("refresh reports a missing or altered source file as drift", async () => {
+        const { lock } = await resolveLock({ source: source(), queries: ["hello"], withDeps: true });
+        const state = await syncMirror({
+            source: source(),
+            packages: lock,
+            publish: { root, prefix: "debian" },
+            signing: { privateKey: signing.keys[0]!.privateKeyArmored },
+            withSources: true,
+        });
+        assert.deepEqual((await readMirror(state)).drift, []);
+        const dsc = path.join(root, "debian", "pool", "main", "h", "hello", "hello_1.0-1.dsc");
+        const saved = fs.readFileSync(dsc);
+        fs.rmSync(dsc);
+        try {
+            const drift = (await readMirror(state)).drift;
+            assert.ok(
+                drift.some((d) => d.startsWith("missing-pool-file: pool/main/h/hello/hello_1.0-1.dsc")),
+                drift.join("\n"),
+            );
+        } finally {
+            fs.writeFileSync(dsc, saved);
         }
     });
 
