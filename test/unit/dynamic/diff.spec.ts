@@ -153,10 +153,10 @@ describe("ImageMirror diff", () => {
             fs.symlinkSync(path.join(dir, "real"), path.join(dir, "link"));
             const viaLink = { ...spec, destination: `oci:${dir}/link` };
             assert.deepEqual(await diff({ ...spec, destination: `oci:${dir}/real` }, viaLink), noChange);
-            assert.deepEqual(
-                await diff({ ...spec, destination: `oci:${dir}/other` }, viaLink),
-                { changes: true, replaces: ["destination"] },
-            );
+            assert.deepEqual(await diff({ ...spec, destination: `oci:${dir}/other` }, viaLink), {
+                changes: true,
+                replaces: ["destination"],
+            });
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });
         }
