@@ -41,7 +41,14 @@ export async function takeLock(file: string, timeoutMs: number): Promise<HeldLoc
                 },
             };
         } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === "ENOENT") {
+                // Another run removed the directory once it was empty (its last mirror gone):
+                // make it again and retry.
+                await fsp.mkdir(path.dirname(file), { recursive: true });
+                continue;
+            }
+            if (code !== "EEXIST") {
                 throw new AirgapError("ERR_IO", `taking the lock ${file}`, { cause: err });
             }
         }
