@@ -24,7 +24,7 @@ import type { AptDependencySpec } from "../provider/apt/mirror";
 export type { AptDependenciesArgs } from "./aptDependencies";
 
 export interface AptSourceArgs {
-    /** Repository root, e.g. "http://deb.debian.org/debian". */
+    /** Repository root, e.g. "http://archive.example/debian". */
     url: pulumi.Input<string>;
     /** Suite or codename, e.g. "bookworm". */
     distribution: pulumi.Input<string>;

@@ -11,7 +11,7 @@ import { unsafePathReason } from "./control";
 import { extractClearsigned, isReleaseExpired, parseRelease, type Release } from "./release";
 
 export interface FetchReleaseOptions extends HttpOptions {
-    /** Repository root, e.g. "http://deb.debian.org/debian" (holds `dists/` and `pool/`). */
+    /** Repository root, e.g. "http://archive.example/debian" (holds `dists/` and `pool/`). */
     readonly url: string;
     /** Suite or codename: the directory under `dists/`, e.g. "bookworm" or "bookworm-updates". */
     readonly distribution: string;

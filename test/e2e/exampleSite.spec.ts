@@ -142,7 +142,7 @@ describe("examples/site with the real Pulumi CLI, against the site in miniature"
         fs.mkdirSync(path.join(hostRoot, "etc/apt/sources.list.d"), { recursive: true });
         fs.writeFileSync(
             path.join(hostRoot, "etc/apt/sources.list"),
-            "deb http://deb.debian.org/debian bookworm main\n",
+            "deb http://archive.example/debian bookworm main\n",
         );
         fs.mkdirSync(path.join(hostRoot, "etc/containers/registries.conf.d"), { recursive: true });
         fs.writeFileSync(
