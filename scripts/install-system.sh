@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs, when missing, the Debian packages the tests use as real parts and judges:
-# the registry and image client, aptly and the APT tools, disk-image tools and an SSH server.
+# the registry and image client, aptly and the APT tools, disk-image tools, a KVM virtual machine
+# and debootstrap for its base image, and an SSH server.
 set -euo pipefail
 
 packages=(
     docker-registry skopeo aptly
-    qemu-utils e2fsprogs xorriso genisoimage
+    qemu-utils qemu-system-x86 e2fsprogs fdisk xorriso genisoimage debootstrap
     dpkg-dev apt-utils apt-file dctrl-tools gnupg xz-utils openssl apache2-utils
     openssh-server openssh-client
 )
