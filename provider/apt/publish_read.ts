@@ -56,6 +56,8 @@ export interface PublishedState {
     readonly release?: Release;
     /** Packages the indexes list, one per pool file (an `all` package once), sorted by path. */
     readonly packages: readonly PublishedPackage[];
+    /** The other pool files the indexes name: source package files, installer packages (udebs). */
+    readonly otherPoolFiles?: readonly Pick<PublishedPackage, "name" | "version" | "filename" | "size" | "sha256">[];
     /** Undefined when no public key was given. */
     readonly signature?: ReleaseSignatureCheck;
     readonly problems: readonly PublishedProblem[];
@@ -242,6 +244,7 @@ export async function readPublished(
         generation,
         release,
         packages: sorted,
+        otherPoolFiles: others,
         signature,
         problems,
         ok: problems.length === 0,
