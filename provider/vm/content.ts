@@ -117,7 +117,10 @@ export function vmImages(sets: readonly VmImagesSpec[]): VmImage[] {
 }
 
 /** Files of a tree in sorted order, relative paths; symlinks and special files are refused. */
-export async function walkFiles(argument: string, root: string): Promise<{ rel: string; size: number; mode: number }[]> {
+export async function walkFiles(
+    argument: string,
+    root: string,
+): Promise<{ rel: string; size: number; mode: number }[]> {
     const info = await fsp.stat(root).catch(() => undefined);
     if (info === undefined || !info.isDirectory()) {
         throw invalidArgument(argument, `"${root}" does not exist or is not a directory`);
@@ -149,7 +152,14 @@ export async function walkFiles(argument: string, root: string): Promise<{ rel: 
 
 async function gitDir(argument: string, source: string): Promise<string> {
     try {
-        const { stdout } = await run("git", ["-c", "safe.directory=*", "-C", source, "rev-parse", "--absolute-git-dir"]);
+        const { stdout } = await run("git", [
+            "-c",
+            "safe.directory=*",
+            "-C",
+            source,
+            "rev-parse",
+            "--absolute-git-dir",
+        ]);
         return stdout.trim();
     } catch (err) {
         throw invalidArgument(argument, `"${source}" is not a git repository: ${errText(err)}`);
@@ -386,5 +396,8 @@ export async function stageContent(spec: VmContentSpec, tree: string, options: S
 
 /** Every pool file of a published suite (binary packages, and the Sources and installer files when published). */
 function poolFilesOf(state: Awaited<ReturnType<typeof readAptSuite>>): { filename: string; sha256: string }[] {
-    return [...state.packages, ...(state.otherPoolFiles ?? [])].map((p) => ({ filename: p.filename, sha256: p.sha256 }));
+    return [...state.packages, ...(state.otherPoolFiles ?? [])].map((p) => ({
+        filename: p.filename,
+        sha256: p.sha256,
+    }));
 }
