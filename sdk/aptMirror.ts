@@ -19,7 +19,7 @@ import {
     mirrorNode,
     type ResolvedMirror,
 } from "./aptDependencies";
-import type { AptDependencySpec } from "../provider/apt/mirror";
+import type { AptDependencySpec, AptPublishSpec } from "../provider/apt/mirror";
 
 export type { AptDependenciesArgs } from "./aptDependencies";
 
@@ -247,6 +247,10 @@ function writeUpstreamDate(file: string, upstreamDate: string | undefined, exter
 export class AptMirror extends pulumi.dynamic.Resource {
     /** The lock: `name/arch` → version, as published. */
     declare public readonly packages: pulumi.Output<Record<string, string>>;
+    /** Where the suite is published (as given). */
+    declare public readonly publish: pulumi.Output<AptPublishSpec>;
+    /** The upstream, with the default components and architectures filled in. */
+    declare public readonly source: pulumi.Output<AptSourceSpec>;
     declare public readonly packageCount: pulumi.Output<number>;
     declare public readonly bytes: pulumi.Output<number>;
     declare public readonly releaseSha256: pulumi.Output<string>;
