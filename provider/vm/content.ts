@@ -64,6 +64,8 @@ export interface VmImage {
     repository: string;
     tag?: string;
     digest: string;
+    /** The registry the image comes from, as hosts pull it (`quay.io`, `registry.local:5000`). */
+    sourceDomain: string;
 }
 
 /** Where a host finds each suite, and its components (from the published Release). */
@@ -97,6 +99,15 @@ export function checkServedPath(argument: string, value: unknown): string {
     return trimmed;
 }
 
+/**
+ * A source registry as the first path component of a repository in the VM's registry:
+ * lower case, a port joined with "-" (`registry.local:5000` → `registry.local-5000`), the brackets
+ * of an IPv6 address dropped and its colons joined with "-".
+ */
+export function domainComponent(domain: string): string {
+    return domain.toLowerCase().replace(/[[\]]/g, "").replace(/:/g, "-");
+}
+
 /** The images of every ImageMirror, as the VM's registry stores them: `<registry>/<path>[:tag]`. */
 export function vmImages(sets: readonly VmImagesSpec[]): VmImage[] {
     const out = new Map<string, VmImage>();
@@ -107,8 +118,14 @@ export function vmImages(sets: readonly VmImagesSpec[]): VmImage[] {
                 throw invalidArgument(`images[${i}]`, `${source} is in the lock but was not mirrored`);
             }
             const ref = parseDockerReference(source);
-            const repository = `${ref.domain}/${ref.path}`;
-            const image: VmImage = { location, repository, digest, ...(ref.tag === undefined ? {} : { tag: ref.tag }) };
+            const repository = `${domainComponent(ref.domain)}/${ref.path}`;
+            const image: VmImage = {
+                location,
+                repository,
+                digest,
+                sourceDomain: ref.domain,
+                ...(ref.tag === undefined ? {} : { tag: ref.tag }),
+            };
             const key = `${repository}:${ref.tag ?? ""}@${digest}`;
             out.set(key, image);
         }
