@@ -370,6 +370,7 @@ export async function planRegistryStorage(
     options: RegistryStorageOptions = {},
 ): Promise<RegistryStoragePlan> {
     const checked = checkedImages(images);
+    concurrencyOf(options);
     const log = options.log ?? (() => {});
     const { signal } = options;
     const sources = new Map<string, ImageSource>();
@@ -446,6 +447,14 @@ function sourceLocation(s: StorageSource): ImageLocation {
     return { transport: s.location.transport, path: s.location.path };
 }
 
+function concurrencyOf(options: RegistryStorageOptions): number {
+    const c = options.concurrency ?? 4;
+    if (!Number.isSafeInteger(c) || c < 1) {
+        throw invalidArgument("concurrency", `must be a positive integer, got ${c}`);
+    }
+    return c;
+}
+
 /** Puts blobs (once each per write), manifests and links below one root. */
 class StorageWriter {
     public bytesWritten = 0;
@@ -456,11 +465,7 @@ class StorageWriter {
         private readonly root: string,
         private readonly options: RegistryStorageOptions,
     ) {
-        const c = options.concurrency ?? 4;
-        if (!Number.isSafeInteger(c) || c < 1) {
-            throw invalidArgument("concurrency", `must be a positive integer, got ${c}`);
-        }
-        this.concurrency = c;
+        this.concurrency = concurrencyOf(options);
     }
 
     async writeImage(source: ImageSource, content: StorageImageContent): Promise<void> {
