@@ -2,6 +2,7 @@ export * from "./aptMirror";
 export * from "./hostMirrorConfig";
 export { loadMiniMirrorSources, type MiniMirrorSource, parseMiniMirrorYaml } from "../provider/apt/minimirror";
 export * from "./imageMirror";
+export * from "./mirrorVm";
 export {
     loadImageList,
     loadImageSetConfiguration,

@@ -60,6 +60,8 @@ export interface VmContentSpec {
 
 /** One image for the VM's registry (the shape the registry storage writer takes). */
 export interface VmImage {
+    /** The source reference, as the ImageMirror's lock names it. */
+    source: string;
     location: string;
     repository: string;
     tag?: string;
@@ -120,6 +122,7 @@ export function vmImages(sets: readonly VmImagesSpec[]): VmImage[] {
             const ref = parseDockerReference(source);
             const repository = `${domainComponent(ref.domain)}/${ref.path}`;
             const image: VmImage = {
+                source,
                 location,
                 repository,
                 digest,
@@ -264,7 +267,7 @@ export async function contentParts(
     const images = vmImages(spec.images);
     for (const image of images) {
         add("images", {
-            name: `image ${image.repository}${image.tag === undefined ? "" : `:${image.tag}`}`,
+            name: `image ${image.source}`,
             digest: image.digest,
             bytes: 0,
         });
@@ -332,6 +335,28 @@ async function placeFile(from: string, to: string): Promise<void> {
     }
     await fsp.copyFile(from, to, fs.constants.COPYFILE_FICLONE);
     await fsp.chmod(to, info.mode & 0o111 ? 0o755 : 0o644);
+    // The source's modification time, as a link would have it: the same tree gives the same image.
+    await fsp.utimes(to, info.atime, info.mtime);
+}
+
+/**
+ * Gives the staged directories, and the files under `ownDirs` (written by the build itself, never
+ * links to a source), one fixed modification time: the same content then gives the same image.
+ */
+export async function fixStagedTimes(tree: string, ownDirs: readonly string[], seconds: number): Promise<void> {
+    const visit = async (dir: string, own: boolean): Promise<void> => {
+        for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+            const full = path.join(dir, e.name);
+            const mine = own || (dir === tree && ownDirs.includes(e.name));
+            if (e.isDirectory()) {
+                await visit(full, mine);
+            } else if (mine && e.isFile()) {
+                await fsp.utimes(full, seconds, seconds);
+            }
+        }
+        await fsp.utimes(dir, seconds, seconds);
+    };
+    await visit(tree, false);
 }
 
 export interface StageOptions {
@@ -357,6 +382,7 @@ export async function stageContent(spec: VmContentSpec, tree: string, options: S
         await fsp.cp(await fsp.realpath(distLink(state.repoDir, apt.distribution)), dists, {
             recursive: true,
             dereference: true,
+            preserveTimestamps: true,
         });
         for (const file of poolFilesOf(state)) {
             options.signal?.throwIfAborted();
@@ -402,7 +428,8 @@ export async function stageContent(spec: VmContentSpec, tree: string, options: S
         const dir = await gitDir(`git[${i}].source`, g.source);
         log(`git ${served}`);
         try {
-            await run("git", ["-c", "safe.directory=*", "clone", "--quiet", "--mirror", dir, to]);
+            // Copies, not links: the build sets the times of what it staged, never of the source's objects.
+            await run("git", ["-c", "safe.directory=*", "clone", "--quiet", "--mirror", "--no-hardlinks", dir, to]);
             // The "dumb" HTTP protocol: plain files any web server serves.
             await run("git", ["-c", "safe.directory=*", "--git-dir", to, "update-server-info"]);
         } catch (err) {
