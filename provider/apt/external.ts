@@ -5,7 +5,9 @@
  * host that has all of them configured.
  *
  * - The candidate for each dependency is the newest satisfying version among this suite and
- *   every other source (the resolver's `dependencySources`).
+ *   every other source (the resolver's `dependencySources`). So is the candidate for each query:
+ *   `nginx` on a security suite without nginx is the base suite's (external), and only a query
+ *   that matches nothing in any of them is an error, listing where it looked.
  * - A candidate of another source is not copied: it is recorded in `external`
  *   (`name/arch` → `version from <url> <suite>`). When that source is another AptMirror, its
  *   lock must hold that version, else the error names the query, the dependency and the mirror.
@@ -121,10 +123,14 @@ function notHeld(choice: ExternalChoice, dep: FetchedDependency, queries: readon
     const pkg = choice.package;
     const key = `${pkg.name}/${pkg.architecture}`;
     const locked = dep.lock?.[key];
-    const what = choice.relation === undefined ? `needs ${pkg.name}` : `dependency ${choice.relation}`;
-    const how = choice.only ? "is satisfied only by" : "resolves to the newest,";
+    const what =
+        choice.relation === undefined
+            ? choice.only
+                ? "matches only"
+                : "matches, newest,"
+            : `dependency ${choice.relation} ${choice.only ? "is satisfied only by" : "resolves to the newest,"}`;
     return (
-        `packages[${choice.query}] ${JSON.stringify(queries[choice.query] ?? "")}: ${what} ${how}` +
+        `packages[${choice.query}] ${JSON.stringify(queries[choice.query] ?? "")}: ${what}` +
         ` ${dep.distribution}'s ${pkg.name} ${pkg.version}, which ${dep.mirror}'s lock does not hold` +
         `${locked === undefined ? "" : ` (it holds ${pkg.name} ${locked})`}: add it to that mirror's packages`
     );

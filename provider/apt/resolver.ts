@@ -38,8 +38,13 @@
  * - Dependencies may also be satisfied by the packages of other sources, as apt on a host that has
  *   all of them configured: the candidate for a dependency is the newest satisfying version among
  *   this source and the others (on a tie: a package another source `holds`, then this source's,
- *   then the others'). Queries match this source only. A package chosen from another source is
- *   returned in `external`, not in `packages`; its own dependencies are followed like any other.
+ *   then the others'). A package chosen from another source is returned in `external`, not in
+ *   `packages`; its own dependencies are followed like any other.
+ * - Queries are resolved the same way: a query that does not restrict versions matches in every
+ *   source and keeps the newest of each name (so `nginx` on a security suite without nginx is the
+ *   base suite's, external; a newer nginx elsewhere than here is external too). A query that
+ *   restricts versions keeps the versions it matches here, or, when none, those it matches in the
+ *   others. Only a query matching nothing anywhere is an error, naming every place searched.
  *
  * One file for one algorithm: the package index, the query match and the dependency closure work
  * on the same structures, and the closure's choices (alternatives, Provides, architectures) are
@@ -68,7 +73,7 @@ export interface ResolveOptions {
     followSuggests?: boolean;
     /** Where the packages come from, for messages, e.g. "http://deb.example/debian bookworm main". */
     origin?: string;
-    /** Other sources whose packages may satisfy dependencies (not queries); see the file comment. */
+    /** Other sources whose packages may satisfy dependencies and queries; see the file comment. */
     dependencySources?: readonly DependencySource[];
 }
 
@@ -87,7 +92,7 @@ export interface ExternalChoice {
     readonly query: number;
     /** The relation it was chosen for, e.g. "libc6 (>= 2.36)" (absent if a query matched it). */
     readonly relation?: string;
-    /** True when no package of this source satisfies that relation. */
+    /** True when no package of this source satisfies that relation (or, for a query, has that name). */
     readonly only: boolean;
 }
 
@@ -166,12 +171,14 @@ export function resolve(options: ResolveOptions): ResolveResult {
 
     const unmatched: { index: number; text: string }[] = [];
     for (const [i, query] of queries.entries()) {
-        const matched = index.match(query);
+        const here = index.match(query);
+        const matched = others.length === 0 ? here : queryCandidates(query, here, candidates);
         if (matched.length === 0) {
             unmatched.push({ index: i, text: query.text });
         }
+        const found = new Set(here.map((pkg) => `${pkg.name} ${pkg.architecture}`));
         for (const pkg of query.constrainsVersion ? matched : newestPerNameAndArchitecture(matched)) {
-            selection.add(pkg, { query: i });
+            selection.add(pkg, { query: i, only: !found.has(`${pkg.name} ${pkg.architecture}`) });
         }
     }
     if (unmatched.length > 0) {
@@ -223,6 +230,19 @@ export function resolve(options: ResolveOptions): ResolveResult {
             return { package: pkg, source: originOf.get(pkg)!, ...why };
         });
     return { packages, unsatisfiedWeak, external };
+}
+
+/**
+ * What a query matches when other sources count too: in every source when it does not restrict
+ * versions (the newest of each name is then kept, as `apt-get install` on a host with all the
+ * sources picks it); when it does, the versions it matches in this source, or if none, those it
+ * matches in the others.
+ */
+function queryCandidates(query: CompiledQuery, here: PackageRecord[], all: PackageIndex): PackageRecord[] {
+    if (query.constrainsVersion && here.length > 0) {
+        return here;
+    }
+    return all.match(query);
 }
 
 function targetArchitectures(options: ResolveOptions): string[] {
