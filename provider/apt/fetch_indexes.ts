@@ -141,9 +141,24 @@ export function indexDirOf(release: Release, component: string, architectures: r
 }
 
 /**
+ * Whether apt reads `binary-all/Packages` of this Release: only when its `Architectures` names
+ * `all` (or is absent) and `No-Support-for-Architecture-all` does not say `Packages` (then the
+ * `all` packages are in every `binary-<arch>` index). Debian's security archive lists a
+ * `binary-all` index without `all` in `Architectures`; apt never fetches it, and mirrors do not
+ * keep it in step with the Release.
+ */
+function readsBinaryAll(release: Release): boolean {
+    const noSupport = (release.stanza.get("No-Support-for-Architecture-all") ?? "").split(/\s+/);
+    return (
+        (release.architectures.length === 0 || release.architectures.includes("all")) && !noSupport.includes("Packages")
+    );
+}
+
+/**
  * Reads the `Packages` indexes of the given components and architectures (plus `binary-all`
- * when listed): from the cache when an entry matches the signed hash, else downloaded (by-hash
- * when the Release offers it), checked, decompressed and cached. Records carry their component.
+ * when listed and apt would read it): from the cache when an entry matches the signed hash, else
+ * downloaded (by-hash when the Release offers it), checked, decompressed and cached. Records carry
+ * their component.
  *
  * Throws `ERR_NOT_FOUND` when the Release lists no usable index for a component/architecture or
  * none of its variants can be downloaded, `ERR_VERIFICATION` when a download does not match the
@@ -163,7 +178,7 @@ export async function fetchPackageIndexes(options: FetchIndexesOptions): Promise
     for (const component of options.components) {
         const dir = indexDirOf(release.release, component, options.architectures);
         const archs = [...options.architectures];
-        if ((options.includeAll ?? true) && !archs.includes("all")) {
+        if ((options.includeAll ?? true) && !archs.includes("all") && readsBinaryAll(release.release)) {
             if (indexCandidates(release.release, `${dir}/binary-all/Packages`).length > 0) {
                 archs.push("all");
             }
