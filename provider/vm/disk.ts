@@ -171,6 +171,28 @@ function tempBeside(target: string): string {
     return `${target}.${randomBytes(6).toString("hex")}.tmp`;
 }
 
+/** Temporary files older than this, beside an output, were left by a killed build. */
+const STALE_TEMP_MS = 15 * 60_000;
+
+/**
+ * Removes what a killed build (no chance to clean up) left beside `target`: files named like
+ * `tempBeside(target)` makes them, not modified for `STALE_TEMP_MS` (a build still running keeps
+ * writing its own).
+ */
+async function sweepStaleTemps(target: string, log: DiskLog): Promise<void> {
+    const dir = path.dirname(path.resolve(target));
+    const base = path.basename(target);
+    const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+        if (!name.startsWith(`${base}.`) || !/^[0-9a-f]{12}\.tmp(\..*)?$/.test(name.slice(base.length + 1))) continue;
+        const full = path.join(dir, name);
+        const st = await fsp.lstat(full).catch(() => undefined);
+        if (st === undefined || Date.now() - st.mtimeMs < STALE_TEMP_MS) continue;
+        await fsp.rm(full, { recursive: true, force: true });
+        log(`removed ${full}, left by a build that was killed`);
+    }
+}
+
 /**
  * Checks that `file`'s directory exists and that files can be made in it (by making and removing
  * one), so a long build does not fail at its end.
@@ -540,6 +562,7 @@ export async function makeExt4(opts: MakeExt4Options): Promise<void> {
         throw invalidArgument("timestamp", `${timestamp} is not a time in seconds after 1970`);
     }
     await checkWritableDirectory("output", opts.out);
+    await sweepStaleTemps(opts.out, log);
     const stats = await walkTree(opts.tree);
     const need = ext4SizeForStats(stats);
     const inodes = opts.inodes ?? Math.max(need.inodes, Math.floor(opts.sizeBytes / (16 * KiB)));
@@ -666,6 +689,7 @@ export async function makeSeedIso(opts: MakeSeedIsoOptions): Promise<void> {
         throw invalidArgument("timestamp", `${timestamp} is not a time in seconds after 1970`);
     }
     await checkWritableDirectory("output", opts.out);
+    await sweepStaleTemps(opts.out, () => {});
     const tmp = tempBeside(opts.out);
     const staging = `${tmp}.d`;
     try {
@@ -859,7 +883,6 @@ async function writeAt(source: string, target: string, offset: number, signal?: 
             }
             await dst.write(data, 0, bytesRead, offset + pos);
         }
-        await dst.sync();
     } finally {
         await src.close();
         await dst.close();
@@ -927,6 +950,7 @@ export async function assembleImage(opts: AssembleImageOptions): Promise<Assembl
         throw invalidArgument("partitions", "nothing to append to the base image");
     }
     signal?.throwIfAborted();
+    await sweepStaleTemps(opts.out, log);
 
     const tmp = tempBeside(opts.out);
     const work = await fsp.mkdtemp(path.join(opts.workDir, "assemble-"));
