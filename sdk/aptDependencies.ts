@@ -14,7 +14,9 @@ export interface AptDependenciesArgs {
      * them (a security or updates suite depends on the base suite's packages): other AptMirrors of
      * this program, and plain sources (`{ url, distribution, components, architectures, key... }`).
      * The candidate for each dependency is the newest satisfying version among this suite and all
-     * of these (and the mirrors these name in turn). A candidate found elsewhere is not copied into
+     * of these (and the mirrors these name in turn); so is the candidate for each package query
+     * (`nginx` on a security suite without nginx is the base mirror's), and a query fails only
+     * when it matches nothing in any of them. A candidate found elsewhere is not copied into
      * this mirror: it is listed in `external`. When it comes from an AptMirror, that mirror's lock
      * must hold it, else the program fails naming the package to add there. A dependency
      * satisfied by a plain source is simply not copied: the site is assumed to mirror that source
