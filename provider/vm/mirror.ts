@@ -372,7 +372,7 @@ export async function buildMirrorVm(spec: MirrorVmSpec, options: BuildOptions = 
     const lock = await lockOutput(output);
     let work: string | undefined;
     try {
-        await removeStaleBuilds(stateDir);
+        await removeStaleBuilds(stateDir, output);
         if (!options.owned) await checkOwnership(output, stateDir);
         const started = Date.now();
         const memo = await HashMemo.load(path.join(stateDir, "hashes"));
@@ -492,11 +492,20 @@ function buildInputsDigest(spec: MirrorVmSpec): string {
         .digest("hex");
 }
 
-/** Build directories of runs that ended without cleaning up (the lock is held: none is running). */
-async function removeStaleBuilds(stateDir: string): Promise<void> {
+/**
+ * What runs that were killed left: their build directories, and the image they were writing
+ * beside `output` (`<output>.<12 hex>.tmp`). The lock is held, so none of them is running.
+ */
+async function removeStaleBuilds(stateDir: string, output: string): Promise<void> {
     for (const name of await fsp.readdir(stateDir).catch(() => [] as string[])) {
         if (name.startsWith("build-")) {
             await fsp.rm(path.join(stateDir, name), { recursive: true, force: true });
+        }
+    }
+    const base = path.basename(output);
+    for (const name of await fsp.readdir(path.dirname(output)).catch(() => [] as string[])) {
+        if (name.startsWith(`${base}.`) && /^\.[0-9a-f]{12}\.tmp/.test(name.slice(base.length))) {
+            await fsp.rm(path.join(path.dirname(output), name), { force: true });
         }
     }
 }
