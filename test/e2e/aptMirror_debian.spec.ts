@@ -213,6 +213,7 @@ describe("AptMirror of the machine's Debian archive (release, updates, security)
 
         const preview = await t.cli(["preview", "--expect-no-changes", "--non-interactive"], { timeoutMs: 600_000 });
         assert.equal(preview.code, 0, t.lastOutput());
+        console.log(`      pulumi preview --expect-no-changes: ${(preview.elapsedMs / 1000).toFixed(1)} s`);
 
         const publicKey = outputs.publicKey as string;
         const ours = await makeAptClient({
