@@ -75,6 +75,33 @@ describe("MirrorVM build: bad inputs and faults", function () {
         assert.deepEqual(fs.readdirSync(dir), []);
     });
 
+    it("builds as an unprivileged user, with no root, no mount and no VM", async function () {
+        if (process.getuid?.() !== 0) {
+            // Already unprivileged: every other test here is the proof.
+            this.skip();
+        }
+        const dir = await outDir();
+        const output = path.join(dir, "mirror.qcow2");
+        // The inputs readable by all, the output directory owned by the user who builds.
+        for (const d of [root, layoutDir, filesDir]) await run("chmod", ["-R", "a+rX", d]);
+        await run("chmod", ["a+x", path.dirname(root), path.dirname(layoutDir), path.dirname(filesDir)]);
+        await run("chown", ["65534:65534", dir]);
+        await run("chmod", ["a+rx", path.dirname(dir)]);
+        const script = `require(${JSON.stringify(path.resolve(__dirname, "../../../provider/vm/mirror.js"))})
+            .buildMirrorVm(${JSON.stringify(spec(output))}, { log: () => {} })
+            .then((s) => console.log(s.sha256), (e) => { console.error(e.message); process.exit(1); });`;
+        const r = await run(
+            "setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script],
+            {
+                env: { PATH: process.env.PATH, HOME: "/nonexistent" },
+                timeoutMs: 300_000,
+            },
+        );
+        assert.equal(r.stdout.trim(), await sha256OfFile(output));
+        assert.equal(fs.statSync(output).uid, 65534, "written by the unprivileged user");
+    });
+
     it("refuses a baseImage that is missing, not a disk image, or of another format, naming baseImage", async () => {
         const dir = await outDir();
         const output = path.join(dir, "mirror.qcow2");
