@@ -149,4 +149,11 @@ describe("vm: Debian base image boots under KVM with a NoCloud seed partition", 
         assert.equal(after.mtimeMs, before.mtimeMs, "booting wrote to the caller's disk");
         assert.equal(baseAfter.mtimeMs, baseBefore.mtimeMs, "booting wrote to the base image");
     });
+
+    it("refuses a disk that does not exist, naming the argument", async () => {
+        await assert.rejects(
+            bootVm({ disk: path.join(work, "missing.qcow2"), base, forwards: [80] }),
+            /^Error: disk: .*missing\.qcow2 does not exist/,
+        );
+    });
 });
