@@ -39,6 +39,25 @@ export interface AptSourceSpec {
     architectures?: string[];
 }
 
+/** containerd `hosts.toml` options beyond the `registries` entries. */
+export interface ContainerdSpec {
+    /**
+     * Mirrors (`host[:port][/namespace]`) for every registry without an entry of its own, written to
+     * `etc/containerd/certs.d/_default/hosts.toml`. Defaults to none (no `_default` file).
+     */
+    defaultMirror?: string[];
+    /** Allow plain HTTP or unverified TLS to the default mirrors. Defaults to false. */
+    insecure?: boolean;
+}
+
+/** pip's `etc/pip.conf`. */
+export interface PipSpec {
+    /** The simple index, e.g. "http://mirror.example/pypi/simple/". */
+    indexUrl: string;
+    /** `host[:port]` pip trusts without TLS verification. Defaults to none. */
+    trustedHost?: string;
+}
+
 export interface HostMirrorSpec {
     /** Name of the registries drop-in (`etc/containers/registries.conf.d/<name>.conf`) and of the backups. */
     name: string;
@@ -46,6 +65,28 @@ export interface HostMirrorSpec {
     registries?: RegistryMirrorSpec[];
     caCertificates?: CaCertificateSpec[];
     apt?: AptSourceSpec[];
+    /**
+     * Where CA certificates go: "debian" (`usr/local/share/ca-certificates/<name>.crt`) or "rhel"
+     * (`etc/pki/ca-trust/source/anchors/<name>.crt`). Defaults to "debian".
+     */
+    caTrust?: "debian" | "rhel";
+    /**
+     * Also write containerd's `etc/containerd/certs.d/<registry>/hosts.toml`, one per `registries`
+     * entry (whole registries only: containerd configures hosts, not namespaces). Defaults to false.
+     */
+    containerd?: boolean | ContainerdSpec;
+    /**
+     * Also set `registry-mirrors` (the `docker.io` entry's mirrors: Docker mirrors Docker Hub only) and
+     * `insecure-registries` in `etc/docker/daemon.json`, keeping every other key. Defaults to false.
+     */
+    docker?: boolean;
+    /**
+     * Disable every other APT source of the host (`etc/apt/sources.list`, the other files of
+     * `etc/apt/sources.list.d/`); destroy puts them back. Defaults to false.
+     */
+    aptDisableOtherSources?: boolean;
+    /** Write `etc/pip.conf` pointing pip at a PyPI mirror. Defaults to none. */
+    pip?: PipSpec;
 }
 
 /** A file the configuration consists of; `path` is relative to the target root. */

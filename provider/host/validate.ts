@@ -6,6 +6,7 @@ import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assertNoProblems, type Problem } from "../errors";
+import { formatProblems } from "./formats/validate";
 import type { HostMirrorSpec } from "./types";
 
 export type { Problem } from "../errors";
@@ -177,6 +178,7 @@ export async function validateHostMirrorSpec(spec: HostMirrorSpec): Promise<Prob
         "apt",
         apt.map((s) => s?.name),
     );
+    problems.push(...formatProblems(spec, checkLocation));
     return problems;
 }
 
