@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { digestOf } from "../../provider/oci/digest";
 import type { AptMirrorArgs, ImageMirrorArgs } from "../../sdk";
-import { describeAptResult, makeAptClient } from "../harness/fixtures/aptget";
+import type { AptClient } from "../harness/fixtures/aptget";
+import { aptInstallsFrom } from "../harness/fixtures/aptsite";
 import { buildRepo, type AptRepo, type GpgKeyring, makeGpgKeyring } from "../harness/fixtures/aptrepo";
 import {
     copyOut,
@@ -194,28 +195,19 @@ describe("MirrorVM with the real Pulumi CLI from a program directory, judged by 
         const { fs: data } = await dataFilesystem(output, dir);
         const tree = await copyOut(data, "/apt", dir);
         const server = await startStaticServer(tree);
-        const client = await makeAptClient({
-            sources: [
-                {
-                    uri: `${server.url}/debian`,
-                    suites: ["bookworm"],
-                    components: ["main"],
-                    signedBy: publicKey as string,
-                },
-            ],
-        });
+        const clients: AptClient[] = [];
         try {
-            const update = await client.update();
-            assert.ok(update.ok, describeAptResult("apt-get update", update));
-            assert.doesNotMatch(update.stdout + update.stderr, /^(W|E|Err):/m);
-            const install = await client.installDownloadOnly(["app"]);
-            assert.ok(install.ok, describeAptResult("apt-get install --download-only app", install));
+            const files = await aptInstallsFrom(
+                clients,
+                { uri: `${server.url}/debian`, suite: "bookworm", signedBy: publicKey as string },
+                "app",
+            );
             assert.ok(
-                install.files.some((f) => /^app_1\.0-1_/.test(f)),
-                install.files.join(", "),
+                files.some((f) => /^app_1\.0-1_/.test(f)),
+                files.join(", "),
             );
         } finally {
-            await client.close();
+            for (const c of clients) await c.close();
             await server.close();
         }
     });
