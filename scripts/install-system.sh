@@ -9,6 +9,7 @@ packages=(
     qemu-utils qemu-system-x86 e2fsprogs fdisk xorriso genisoimage debootstrap
     dpkg-dev apt-utils apt-file dctrl-tools gnupg xz-utils openssl apache2-utils
     openssh-server openssh-client
+    containerd docker.io
 )
 
 missing=()
