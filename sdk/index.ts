@@ -11,3 +11,4 @@ export {
     parseImageSetConfiguration,
     parseMicroShiftRelease,
 } from "../provider/oci/loaders";
+export * from "./components/driveTrain";
