@@ -12,3 +12,5 @@ export {
     parseMicroShiftRelease,
 } from "../provider/oci/loaders";
 export * from "./components/driveTrain";
+export * from "./components/miniMirror";
+export * from "./components/microshiftAirgap";
