@@ -8,7 +8,7 @@ packages=(
     docker-registry skopeo aptly
     qemu-utils qemu-system-x86 e2fsprogs fdisk xorriso genisoimage debootstrap
     dpkg-dev apt-utils apt-file dctrl-tools gnupg xz-utils openssl apache2-utils
-    openssh-server openssh-client
+    openssh-server openssh-client sudo
     containerd docker.io
 )
 

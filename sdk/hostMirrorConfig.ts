@@ -58,13 +58,49 @@ export interface HostAptSourceArgs {
     architectures?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
+export interface SshTargetArgs {
+    host: pulumi.Input<string>;
+    /** Defaults to 22. */
+    port?: pulumi.Input<number>;
+    user: pulumi.Input<string>;
+    /** Armored OpenSSH private key text (no passphrase). Kept as a secret in the state even when given in clear. */
+    privateKey: pulumi.Input<string>;
+    /**
+     * The host's public key as in known_hosts, e.g. "ssh-ed25519 AAAA…" (`ssh-keyscan -t ed25519 host`).
+     * Pinned: a host presenting another key is an error; an unknown key is never trusted.
+     */
+    hostKey: pulumi.Input<string>;
+    /** Write files as root through `sudo -n` (passwordless sudo), owned by root. Defaults to false (SFTP as `user`). */
+    sudo?: pulumi.Input<boolean>;
+    /** Remote directory that stands for `/`. Defaults to "/". */
+    root?: pulumi.Input<string>;
+    /** Milliseconds for the connection and the SSH handshake. Defaults to 10000. */
+    connectTimeoutMs?: pulumi.Input<number>;
+}
+
+/** Exactly one of `local` and `ssh`. */
 export interface HostTargetArgs {
     /** The local host. `root` stands for `/` and defaults to "/"; tests point it at a temporary directory. */
-    local: pulumi.Input<{ root?: pulumi.Input<string> }>;
+    local?: pulumi.Input<{ root?: pulumi.Input<string> }>;
+    /** Another host over SSH: one connection per operation, operations on different hosts run concurrently. */
+    ssh?: pulumi.Input<SshTargetArgs>;
+}
+
+export interface ReloadArgs {
+    /** Run with `/bin/sh -c` on the host (through `sudo -n` with `target.ssh.sudo`), e.g. "update-ca-certificates". */
+    command: pulumi.Input<string>;
+    /** Paths relative to the root the command depends on; empty means any file of this resource. */
+    after: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 export interface HostMirrorConfigArgs {
     target: pulumi.Input<HostTargetArgs>;
+    /**
+     * Commands run in order over the same connection after the files are written, each only when one
+     * of its `after` paths changed. A failing command fails the update (the files stay); the next
+     * `pulumi up` runs it again. Defaults to none.
+     */
+    reload?: pulumi.Input<pulumi.Input<ReloadArgs>[]>;
     /** Name of the registries drop-in and of the backup folder. Defaults to the resource name. */
     name?: pulumi.Input<string>;
     /** Rendered to `etc/containers/registries.conf.d/<name>.conf` (registries.conf v2). */
@@ -87,6 +123,19 @@ export class HostMirrorConfig extends pulumi.dynamic.Resource {
 
     constructor(name: string, args: HostMirrorConfigArgs, opts?: pulumi.CustomResourceOptions) {
         const fileName = pulumi.output(args.name ?? name);
+        // The SSH key goes beside the target, as a secret of its own: the rest of the target (host,
+        // user, root) stays readable in previews.
+        const target = pulumi.output(args.target);
+        const plainTarget = pulumi.unsecret(
+            target.apply((t) => {
+                if (!t?.ssh) return t;
+                const { privateKey: _key, ...ssh } = t.ssh as unknown as Record<string, unknown>;
+                return { ...t, ssh } as unknown as HostTargetArgs;
+            }),
+        );
+        const sshPrivateKey = target.apply((t) =>
+            t?.ssh ? pulumi.secret((t.ssh as unknown as { privateKey?: string }).privateKey ?? "") : undefined,
+        );
         const spec = pulumi.unsecret(
             pulumi.output({
                 target: args.target,
@@ -105,14 +154,16 @@ export class HostMirrorConfig extends pulumi.dynamic.Resource {
             name,
             {
                 name: claimed,
-                target: args.target,
+                target: plainTarget,
+                sshPrivateKey,
+                reload: args.reload,
                 registries: args.registries ?? [],
                 caCertificates: args.caCertificates ?? [],
                 apt: args.apt ?? [],
                 files: undefined,
                 records: undefined,
             },
-            opts,
+            { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "sshPrivateKey"] },
             "airgap",
             "HostMirrorConfig",
         );

@@ -1,11 +1,38 @@
 /** Plain (resolved) inputs of a host's mirror configuration. */
 
-/** Where the files go. Only the local host in this version; SSH comes later. */
+/** Another host, reached over SSH. */
+export interface SshTarget {
+    host: string;
+    /** Defaults to 22. */
+    port?: number;
+    user: string;
+    /** Armored OpenSSH private key text. Secret. */
+    privateKey: string;
+    /** The host's public key as in known_hosts ("ssh-ed25519 AAAA…"): pinned, a mismatch is an error. */
+    hostKey: string;
+    /** Write files as root through `sudo -n` (owner root). Defaults to false: SFTP as `user`. */
+    sudo?: boolean;
+    /** Remote directory that stands for `/`. Defaults to "/". */
+    root?: string;
+    /** Milliseconds for the connection and the SSH handshake. Defaults to 10000. */
+    connectTimeoutMs?: number;
+}
+
+/** Where the files go: exactly one of `local` and `ssh`. */
 export interface HostTarget {
-    local: {
+    local?: {
         /** Directory that stands for `/`. Defaults to "/". */
         root?: string;
     };
+    ssh?: SshTarget;
+}
+
+/** A command run on the host after the files are written, when a file it depends on changed. */
+export interface ReloadSpec {
+    /** Run with `/bin/sh -c` on the host (through `sudo -n` with `target.ssh.sudo`). */
+    command: string;
+    /** Paths relative to the root the command depends on; empty means any managed file. */
+    after: string[];
 }
 
 export interface RegistryMirrorSpec {
@@ -62,6 +89,8 @@ export interface HostMirrorSpec {
     /** Name of the registries drop-in (`etc/containers/registries.conf.d/<name>.conf`) and of the backups. */
     name: string;
     target: HostTarget;
+    /** Commands run in order after the files are written, each when one of its paths changed. */
+    reload?: ReloadSpec[];
     registries?: RegistryMirrorSpec[];
     caCertificates?: CaCertificateSpec[];
     apt?: AptSourceSpec[];

@@ -3,10 +3,9 @@
  * `check`, also during preview), so bad input never leaves a file behind.
  */
 import { X509Certificate } from "node:crypto";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { assertNoProblems, type Problem } from "../errors";
 import { formatProblems } from "./formats/validate";
+import { targetProblems } from "./target";
 import type { HostMirrorSpec } from "./types";
 
 export type { Problem } from "../errors";
@@ -117,14 +116,7 @@ export async function validateHostMirrorSpec(spec: HostMirrorSpec): Promise<Prob
     const problems: Problem[] = [];
     checkFileName(problems, "name", spec.name);
 
-    const root = spec.target?.local?.root ?? "/";
-    if (!spec.target?.local) {
-        problems.push({ argument: "target", problem: "must be { local: { root?: string } }" });
-    } else if (typeof root !== "string" || !path.isAbsolute(root)) {
-        problems.push({ argument: "target.local.root", problem: `"${String(root)}" must be an absolute path` });
-    } else if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
-        problems.push({ argument: "target.local.root", problem: `"${root}" does not exist or is not a directory` });
-    }
+    problems.push(...targetProblems(spec));
 
     (spec.registries ?? []).forEach((r, i) => {
         const at = `registries[${i}]`;
