@@ -4,6 +4,8 @@ import { placeOfTarget } from "../provider/host/apply";
 import { renderHostFiles } from "../provider/host/render";
 import type { HostMirrorSpec } from "../provider/host/types";
 import { claimPlaces } from "./claims";
+import { aptWithAptMirrors, type HostAptMirrorArgs, registriesWithImageMirrors } from "./hostMirrorWiring";
+import type { ImageMirror } from "./imageMirror";
 
 /**
  * Claims the files `spec` renders: a file another HostMirrorConfig of the program writes is
@@ -109,6 +111,36 @@ export interface HostMirrorConfigArgs {
     caCertificates?: pulumi.Input<pulumi.Input<CaCertificateArgs>[]>;
     /** deb822 sources with their keyrings. */
     apt?: pulumi.Input<pulumi.Input<HostAptSourceArgs>[]>;
+    /** ImageMirrors whose `registries` entries are appended to `registries`. Defaults to none. */
+    imageMirrors?: ImageMirror[];
+    /**
+     * AptMirrors whose published suites are appended to `apt`: suite `publish.distribution ??
+     * source.distribution`, the source's components, the mirror's public key, URI `url/<prefix>`.
+     * Defaults to none.
+     */
+    aptMirrors?: HostAptMirrorArgs[];
+    /**
+     * CA certificate location: "debian" (`usr/local/share/ca-certificates/<name>.crt`) or "rhel"
+     * (`etc/pki/ca-trust/source/anchors/<name>.crt`). Defaults to "debian".
+     */
+    caTrust?: pulumi.Input<"debian" | "rhel">;
+    /**
+     * Also write containerd's `etc/containerd/certs.d/<registry>/hosts.toml` for each `registries`
+     * entry (a digest-only mirror may pull, not resolve tags), and `_default/hosts.toml` for
+     * `defaultMirror`. Defaults to false.
+     */
+    containerd?: pulumi.Input<
+        boolean | { defaultMirror?: pulumi.Input<pulumi.Input<string>[]>; insecure?: pulumi.Input<boolean> }
+    >;
+    /**
+     * Also set `registry-mirrors` (the `docker.io` entry's mirrors) and `insecure-registries` in
+     * `etc/docker/daemon.json`, every other key of the host's file kept. Defaults to false.
+     */
+    docker?: pulumi.Input<boolean>;
+    /** Disable the host's other APT sources (restored on destroy). Defaults to false. */
+    aptDisableOtherSources?: pulumi.Input<boolean>;
+    /** Write `etc/pip.conf` with this index. Defaults to none. */
+    pip?: pulumi.Input<{ indexUrl: pulumi.Input<string>; trustedHost?: pulumi.Input<string> }>;
 }
 
 /**
@@ -136,12 +168,22 @@ export class HostMirrorConfig extends pulumi.dynamic.Resource {
         const sshPrivateKey = target.apply((t) =>
             t?.ssh ? pulumi.secret((t.ssh as unknown as { privateKey?: string }).privateKey ?? "") : undefined,
         );
+        const registries = registriesWithImageMirrors(args.registries, args.imageMirrors);
+        const apt = aptWithAptMirrors(args.apt, args.aptMirrors);
+        const formats = {
+            caTrust: args.caTrust,
+            containerd: args.containerd,
+            docker: args.docker,
+            aptDisableOtherSources: args.aptDisableOtherSources,
+            pip: args.pip,
+        };
         const spec = pulumi.unsecret(
             pulumi.output({
                 target: args.target,
-                registries: args.registries ?? [],
+                registries,
                 caCertificates: args.caCertificates ?? [],
-                apt: args.apt ?? [],
+                apt,
+                ...formats,
             }),
         );
         // The name passes through the claim, so that a conflict fails the program before any step.
@@ -157,9 +199,10 @@ export class HostMirrorConfig extends pulumi.dynamic.Resource {
                 target: plainTarget,
                 sshPrivateKey,
                 reload: args.reload,
-                registries: args.registries ?? [],
+                registries,
                 caCertificates: args.caCertificates ?? [],
-                apt: args.apt ?? [],
+                apt,
+                ...formats,
                 files: undefined,
                 records: undefined,
             },
