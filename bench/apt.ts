@@ -26,6 +26,7 @@ import { startNginx } from "./lib/nginx";
 import {
     checkTimeTool,
     type Measurement,
+    combine,
     markdownTable,
     measureCommand,
     mebibytes,
@@ -38,10 +39,19 @@ import { difference, publishedPackageSet } from "./lib/published";
 import type { RunOursConfig, RunOursResult } from "./lib/run-ours";
 import { buildUpstream, planUpstream } from "./lib/upstream";
 
+/** Our two processes of one case: the program's resolve, the provider's create / update. */
+interface OursDetail {
+    resolveMs: number;
+    syncMs: number;
+    packageCount: number;
+    resolveRssKiB: number;
+    upRssKiB: number;
+}
+
 interface CaseRun {
     aptly: Measurement;
     ours: Measurement;
-    detail: RunOursResult;
+    detail: OursDetail;
     same: boolean;
 }
 
@@ -171,23 +181,41 @@ async function main(): Promise<void> {
             withDeps: true,
             publish: { root: oursRoot, prefix },
             signing: { privateKey: mirrorKeys.keys[0]!.privateKeyArmored },
+            inputsPath: join(work, `ours-${r}-inputs.json`),
+            statePath: join(work, `ours-${r}-state.json`),
         };
         const configPath = join(work, `ours-${r}.json`);
         await writeFile(configPath, JSON.stringify(config));
 
-        const ours = async (label: string): Promise<{ m: Measurement; result: RunOursResult }> => {
-            const dir =
-                args.cpuProf === undefined
-                    ? undefined
-                    : join(args.cpuProf, `${label.replace(/[^a-z0-9]+/g, "-")}-run${r}`);
-            if (dir !== undefined) profiles.push({ label: `${label}, run ${r}`, dir });
-            const profile = dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`];
-            const { result, measurement } = await measureCommand(`ours ${label}`, process.execPath, [
-                ...profile,
-                runner,
-                configPath,
-            ]);
-            return { m: measurement, result: JSON.parse(result.stdout.trim()) as RunOursResult };
+        // As `pulumi up`: the program resolves the lock, then the provider (another process) syncs.
+        const ours = async (label: string): Promise<{ m: Measurement; result: OursDetail }> => {
+            const phase = async (name: "resolve" | "up") => {
+                const dir =
+                    args.cpuProf === undefined
+                        ? undefined
+                        : join(args.cpuProf, `${label.replace(/[^a-z0-9]+/g, "-")}-${name}-run${r}`);
+                if (dir !== undefined) profiles.push({ label: `${label}, ${name}, run ${r}`, dir });
+                const profile = dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+                const { result, measurement } = await measureCommand(`ours ${name}`, process.execPath, [
+                    ...profile,
+                    runner,
+                    name,
+                    configPath,
+                ]);
+                return { measurement, result: JSON.parse(result.stdout.trim()) as RunOursResult };
+            };
+            const resolved = await phase("resolve");
+            const up = await phase("up");
+            return {
+                m: combine([resolved.measurement, up.measurement]),
+                result: {
+                    resolveMs: resolved.result.ms,
+                    syncMs: up.result.ms,
+                    packageCount: up.result.packageCount,
+                    resolveRssKiB: resolved.measurement.maxRssKiB,
+                    upRssKiB: up.measurement.maxRssKiB,
+                },
+            };
         };
         const measureCase = async (i: number, aptlyRun: () => Promise<Measurement>) => {
             const name = caseNames[i]!;
@@ -275,10 +303,16 @@ async function main(): Promise<void> {
     log("targets:");
     const target = (what: string, value: number, limit: number) =>
         log(`  ${what}: ${value.toFixed(3)} (target <= ${limit}) ${value <= limit ? "met" : "MISSED"}`);
-    target("cold ours/aptly", cold!.oursMs / cold!.aptlyMs, 0.5);
-    target("no-op ours / cold ours, process wall time", noop!.oursMs / cold!.oursMs, 0.05);
-    target("no-op ours / cold ours, engine time", noop!.engineMs / cold!.engineMs, 0.05);
-    for (const c of cases) target(`peak RSS ours/aptly, ${c.name}`, c.oursRss / c.aptlyRss, 1);
+    const changed = cases[2]!;
+    target("cold ours/aptly", cold!.oursMs / cold!.aptlyMs, 0.6);
+    target("no-op ours / cold ours, process wall time", noop!.oursMs / cold!.oursMs, 0.1);
+    target("no-op ours / cold ours, engine time", noop!.engineMs / cold!.engineMs, 0.1);
+    target("one package changed ours/aptly", changed.oursMs / changed.aptlyMs, 0.5);
+    for (const c of cases) {
+        const worst = Math.max(...c.runs.map((x) => Math.max(x.detail.resolveRssKiB, x.detail.upRssKiB)));
+        const theirs = Math.max(...c.runs.map((x) => x.aptly.maxRssKiB));
+        target(`peak RSS of each of our processes / aptly's, ${c.name} (worst run)`, worst / theirs, 1);
+    }
     log("");
     log("engine time (ours: resolveLock + syncMirror, inside the process; node start-up and module loading excluded):");
     log(
@@ -311,10 +345,12 @@ async function main(): Promise<void> {
         for (const s of last.aptly.steps) {
             log(`    ${s.label.padEnd(24)} ${seconds(s.wallMs)} s  ${mebibytes(s.maxRssKiB)} MiB`);
         }
+        for (const s of last.ours.steps) {
+            log(`    ${s.label.padEnd(24)} ${seconds(s.wallMs)} s  ${mebibytes(s.maxRssKiB)} MiB`);
+        }
         log(
-            `    ${"ours".padEnd(24)} ${seconds(last.ours.wallMs)} s  ${mebibytes(last.ours.maxRssKiB)} MiB` +
-                ` (resolveLock ${seconds(last.detail.resolveMs)} s, syncMirror ${seconds(last.detail.syncMs)} s,` +
-                " the rest is node start-up and loading the engine)",
+            `    (inside: program resolveProgramLock ${seconds(last.detail.resolveMs)} s, provider check + create/update ` +
+                `${seconds(last.detail.syncMs)} s; the rest is node start-up and loading the engine)`,
         );
     }
     log("");

@@ -36,6 +36,8 @@ import {
 import { type GeneratedImage, type GeneratedSet, generateImageSet } from "./images-lib/generate";
 import { checkTimeTool, findPid, inParallel, processCpuMs, timed, timedSequence } from "./images-lib/measure";
 import type { OursJob, OursResult } from "./images-lib/ours";
+import { resolveImageLock } from "../provider/oci/lock";
+import type { ImageLock, ImageMirrorSpec } from "../provider/oci/mirror_types";
 import { mib, ratio, seconds, table } from "./images-lib/report";
 
 interface Settings {
@@ -115,10 +117,15 @@ function log(message: string): void {
 }
 
 const OURS_JS = join(__dirname, "images-lib", "ours.js");
+/** Our side: the ImageMirror provider's create / update (syncImages), in a process of its own. */
+const OURS = "ours (provider syncImages)";
 
 class Bench {
     private source!: RegistryServer;
     private set!: GeneratedSet;
+    /** The lock the program resolves (`resolveImageLock`, as the SDK does), keyed by source reference. */
+    private lock!: ImageLock;
+    private states = 0;
     private readonly outcomes: Outcome[] = [];
 
     constructor(
@@ -149,12 +156,35 @@ class Bench {
         if (problems.length > 0) {
             throw new Error(`the source registry does not hold the generated set:\n${problems.join("\n")}`);
         }
+        this.lock = await resolveImageLock({
+            images: this.images.map((i) => this.sourceRef(i)),
+            tls: { insecureRegistries: [this.source.host] },
+        });
         log(
             `setup: ${this.images.length} images (${this.images.filter((i) => i.children.length > 0).length} multi-arch), ` +
                 `${this.set.blobCount} distinct blobs, ${mib(this.set.blobBytes)} MiB distinct, ` +
                 `${mib(this.set.referencedBytes)} MiB referenced; generated in ${seconds(generatedMs)} s, ` +
                 `pushed with skopeo in ${seconds(Date.now() - started - generatedMs)} s`,
         );
+    }
+
+    private sourceRef(i: GeneratedImage): string {
+        return `${this.source.host}/${i.repository}:${i.tag}`;
+    }
+
+    /** The ImageMirror inputs of the whole set into `destination`, as the SDK passes them. */
+    private inputs(destination: string, insecure: string[] = []): ImageMirrorSpec {
+        return {
+            images: { ...this.lock },
+            destination,
+            repositoryPath: "strip-registry",
+            tls: { insecureRegistries: [this.source.host, ...insecure] },
+        };
+    }
+
+    /** A job with a state file of its own: its first run creates, later runs update. */
+    private job(inputs: ImageMirrorSpec): OursJob {
+        return { inputs, statePath: join(this.scratch, `ours-state-${++this.states}.json`) };
     }
 
     /** Runs `body` and counts what the source served and how `destinationBytes` grew meanwhile. */
@@ -207,7 +237,6 @@ class Bench {
         maxRssKiB: number;
         cpuMs: number;
         invocations: number;
-        reportedBytes: number;
         result: OursResult;
     }> {
         const jobPath = join(this.scratch, "ours-job.json");
@@ -216,10 +245,10 @@ class Bench {
             jobPath,
             JSON.stringify({
                 ...job,
-                ...(this.settings.concurrency === undefined ? {} : { concurrency: this.settings.concurrency }),
-                ...(this.settings.imageConcurrency === undefined
-                    ? {}
-                    : { imageConcurrency: this.settings.imageConcurrency }),
+                inputs: {
+                    ...job.inputs,
+                    ...(this.settings.concurrency === undefined ? {} : { concurrency: this.settings.concurrency }),
+                },
             } satisfies OursJob),
         );
         const t = await timed(
@@ -233,14 +262,10 @@ class Bench {
             { scratchDir: this.scratch },
         );
         const result = JSON.parse(await readFile(resultPath, "utf8")) as OursResult;
-        return {
-            wallMs: t.wallMs,
-            maxRssKiB: t.maxRssKiB,
-            cpuMs: t.cpuMs,
-            invocations: 1,
-            reportedBytes: result.images.reduce((n, r) => n + r.bytes, 0),
-            result,
-        };
+        if (!result.ok) {
+            throw new Error(`our provider failed: ${result.error}`);
+        }
+        return { wallMs: t.wallMs, maxRssKiB: t.maxRssKiB, cpuMs: t.cpuMs, invocations: 1, result };
     }
 
     /** The record of `tool`'s runs, over every round. */
@@ -326,25 +351,24 @@ class Bench {
             );
             return { wallMs: t.wallMs, maxRssKiB: t.maxRssKiB, cpuMs: t.cpuMs, invocations: t.runs };
         });
-        const job = (dest: RegistryServer): OursJob => ({
-            pairs: this.images.map((i) => ({
-                from: `docker://${src}/${i.repository}:${i.tag}`,
-                to: `docker://${dest.host}/mirror/${i.repository}:${i.tag}`,
-            })),
-        });
-        await this.registryToRegistry("ours (copyImages)", sameBelowMirror, async (dest) => this.ours(job(dest)));
+        // One resource per destination registry: created by the cold run, updated by the no-op run.
+        const jobs = new Map<RegistryServer, OursJob>();
+        const job = (dest: RegistryServer): OursJob => {
+            let j = jobs.get(dest);
+            if (j === undefined) {
+                j = this.job(this.inputs(`docker://${dest.host}/mirror`, [dest.host]));
+                jobs.set(dest, j);
+            }
+            return j;
+        };
+        await this.registryToRegistry(OURS, sameBelowMirror, async (dest) => this.ours(job(dest)));
     }
 
     /** A cold and a no-op engine run under `--cpu-prof`, outside the measured rounds. */
     async profile(dir: string): Promise<void> {
         const dest = await startRegistry();
         try {
-            const job: OursJob = {
-                pairs: this.images.map((i) => ({
-                    from: `docker://${this.source.host}/${i.repository}:${i.tag}`,
-                    to: `docker://${dest.host}/mirror/${i.repository}:${i.tag}`,
-                })),
-            };
+            const job = this.job(this.inputs(`docker://${dest.host}/mirror`, [dest.host]));
             for (const phase of ["cold", "no-op"]) {
                 const t = await this.ours(job, join(dir, phase));
                 log(`cpu profile of a ${phase} engine run (${seconds(t.wallMs)} s) written to ${join(dir, phase)}`);
@@ -369,6 +393,8 @@ class Bench {
     async archiveRuns(): Promise<void> {
         const src = this.source.host;
         const ref = (i: GeneratedImage) => i.refName;
+        // The provider names an image in a layout or archive by its full source name and tag.
+        const oursRef = (i: GeneratedImage) => this.sourceRef(i);
         const skopeoCopy = (to: (i: GeneratedImage) => string) =>
             timedSequence(
                 this.images.map((i) => ({
@@ -385,12 +411,15 @@ class Bench {
                 })),
                 { scratchDir: this.scratch },
             ).then((t) => ({ wallMs: t.wallMs, maxRssKiB: t.maxRssKiB, cpuMs: t.cpuMs, invocations: t.runs }));
-        const unpackAndCheck = async (archives: readonly { file: string; images: readonly GeneratedImage[] }[]) => {
+        const unpackAndCheck = async (
+            archives: readonly { file: string; images: readonly GeneratedImage[] }[],
+            refName: (i: GeneratedImage) => string = ref,
+        ) => {
             const problems: string[] = [];
             for (const [n, a] of archives.entries()) {
                 const dir = join(this.scratch, `unpacked-${n}`);
                 await unpackArchive(a.file, dir);
-                problems.push(...(await checkLayout(dir, a.images, ref)));
+                problems.push(...(await checkLayout(dir, a.images, refName)));
                 await rm(dir, { recursive: true, force: true });
             }
             return problems;
@@ -417,29 +446,15 @@ class Bench {
         await this.archiveRun(
             "ours → one oci-archive",
             oursArchiveDir,
-            () =>
-                this.ours({
-                    pairs: this.images.map((i) => ({
-                        from: `docker://${src}/${i.repository}:${i.tag}`,
-                        to: `oci-archive:${oursArchive}`,
-                        tag: i.refName,
-                    })),
-                }),
-            () => unpackAndCheck([{ file: oursArchive, images: this.images }]),
+            () => this.ours(this.job(this.inputs(`oci-archive:${oursArchive}`))),
+            () => unpackAndCheck([{ file: oursArchive, images: this.images }], oursRef),
         );
         const oursLayout = join(this.scratch, "ours-layout");
         await this.archiveRun(
             "ours → one oci: layout",
             oursLayout,
-            () =>
-                this.ours({
-                    pairs: this.images.map((i) => ({
-                        from: `docker://${src}/${i.repository}:${i.tag}`,
-                        to: `oci:${oursLayout}`,
-                        tag: i.refName,
-                    })),
-                }),
-            () => checkLayout(oursLayout, this.images, ref),
+            () => this.ours(this.job(this.inputs(`oci:${oursLayout}`))),
+            () => checkLayout(oursLayout, this.images, oursRef),
         );
     }
 
@@ -501,12 +516,12 @@ class Bench {
                 rows,
             ),
         );
-        const ours = find("ours (copyImages)");
-        const oursNoop = find("ours (copyImages)", "no-op");
+        const ours = find(OURS);
+        const oursNoop = find(OURS, "no-op");
         const ratioRows: string[][] = [];
         const peers = this.outcomes.filter((o) => o.kind === "registry" && !o.tool.startsWith("ours"));
         for (const phase of ["cold", "no-op"] as const) {
-            const mine = find("ours (copyImages)", phase);
+            const mine = find(OURS, phase);
             for (const peer of peers) {
                 const theirs = find(peer.tool, phase);
                 if (mine === undefined || theirs === undefined) continue;
@@ -555,16 +570,26 @@ class Bench {
         for (const o of this.outcomes.filter((x) => x.problems.length > 0)) {
             out.push(`  ${o.tool}:\n    ${o.problems.slice(0, 10).join("\n    ")}`);
         }
-        if (ours !== undefined && fastest !== undefined) {
-            const r = ours.wallMs / fastest.wallMs;
+        const sync = find("skopeo sync");
+        const syncNoop = find("skopeo sync", "no-op");
+        const target = (what: string, value: number, limit: number) =>
             out.push(
-                `target cold ≤ 0.5× skopeo (fastest skopeo way: ${fastest.tool}): ${r.toFixed(2)}× — ${r <= 0.5 ? "met" : "NOT met"}`,
+                `target ${what} ≤ ${limit}× skopeo sync: ${value.toFixed(2)}× — ${value <= limit ? "met" : "NOT met"}`,
             );
+        if (ours !== undefined && sync !== undefined) {
+            target("cold wall", ours.wallMs / sync.wallMs, 0.8);
+            target("cold client CPU", ours.cpuMs / sync.cpuMs, 1.0);
+        }
+        if (oursNoop !== undefined && syncNoop !== undefined) {
+            target("no-op wall", oursNoop.wallMs / syncNoop.wallMs, 1.0);
+        }
+        if (ours !== undefined && fastest !== undefined) {
+            out.push(`cold wall / fastest skopeo way (${fastest.tool}): ${(ours.wallMs / fastest.wallMs).toFixed(2)}×`);
         }
         if (oursNoop !== undefined) {
-            const zero = oursNoop.reportedBytes === 0 && oursNoop.sourceBytes === 0 && oursNoop.destinationBytes === 0;
+            const zero = oursNoop.sourceBytes === 0 && oursNoop.destinationBytes === 0;
             out.push(
-                `target no-op moves 0 blob bytes: engine ${mib(oursNoop.reportedBytes)} MiB, source served ` +
+                `target no-op moves 0 blob bytes: source served ` +
                     `${oursNoop.sourceBytes} B, destination grew ${oursNoop.destinationBytes} B — ${zero ? "met" : "NOT met"}`,
             );
         }

@@ -2,111 +2,64 @@
  * The engine's side of the benchmark, run as a child process (so its wall time and peak RSS are
  * measured exactly like skopeo's): `node lib/bench/images-lib/ours.js JOB.json RESULT.json`.
  *
- * It does what a sync does: open every source and destination (destinations named by the same
- * string are opened once, so one archive or layout takes every image before a single commit),
- * copy with `copyImages`, commit, close. Registry sources and destinations share one
- * `BlobLocationCache`, so blobs shared between repositories are mounted, as skopeo does.
+ * It runs what `pulumi up` runs for an ImageMirror: the dynamic provider's `check` then `create`
+ * (or `update` with the previous state), through `providerUp` (bench/lib/provider-path.ts), so
+ * `syncImages` with the options the provider passes: one registry session per sync (a client and
+ * connection pool per registry, one blob-location cache, blobs mounted across repositories),
+ * progress lines on stderr.
  */
 
 import { readFile, writeFile } from "node:fs/promises";
-import { Agent } from "undici";
-import { copyImages, type CopyImageRequest } from "../../provider/oci/copy";
-import { openImageDestination, openImageSource, type OpenImageOptions } from "../../provider/oci/open";
-import { BlobLocationCache } from "../../provider/oci/registry_transport";
-import type { ImageDestination, ImageSource } from "../../provider/oci/types";
+import type { ImageMirrorSpec, ImageMirrorState } from "../../provider/oci/mirror_types";
+import { type Deployed, IMAGE_ENGINE, providerUp } from "../lib/provider-path";
 
 export interface OursJob {
-    readonly pairs: readonly { readonly from: string; readonly to: string; readonly tag?: string }[];
-    /** Blobs at a time; the engine's default when absent. */
-    readonly concurrency?: number;
-    /** Images at a time; the engine's default when absent. */
-    readonly imageConcurrency?: number;
-    /**
-     * One undici `Agent` for every registry client, so connections are reused across images.
-     * Otherwise each opened source and destination has a client with an agent of its own.
-     */
-    readonly sharedAgent?: boolean;
-}
-
-export interface OursImageResult {
-    readonly source: string;
-    readonly ok: boolean;
-    readonly sourceDigest?: string;
-    readonly manifests?: readonly string[];
-    readonly bytes: number;
-    readonly blobsCopied: number;
-    readonly blobsSkipped: number;
-    readonly error?: string;
+    /** The ImageMirror's inputs as the SDK passes them (the lock already resolved). */
+    readonly inputs: ImageMirrorSpec;
+    /** Where the resource's state is kept between runs: absent or missing = create, else update. */
+    readonly statePath?: string;
 }
 
 export interface OursResult {
-    readonly images: readonly OursImageResult[];
-    /** Inside the process: copy, then commit + close. */
-    readonly copyMs: number;
-    readonly commitMs: number;
+    readonly ok: boolean;
+    readonly error?: string;
+    /** Inside the process: the provider's check + create/update. */
+    readonly providerMs: number;
+    readonly images: number;
+    /** Blob bytes of the mirrored images (the state's `bytes`). */
+    readonly bytes: number;
 }
 
 export async function runJob(job: OursJob): Promise<OursResult> {
-    const agent = job.sharedAgent === true ? new Agent() : undefined;
-    const open: OpenImageOptions = {
-        registry: { insecure: "http", ...(agent === undefined ? {} : { dispatcher: agent }) },
-        blobLocations: new BlobLocationCache(),
-    };
-    const sources: ImageSource[] = [];
-    const destinations = new Map<string, ImageDestination>();
+    let previous: Deployed<ImageMirrorState> | undefined;
+    if (job.statePath !== undefined) {
+        try {
+            previous = JSON.parse(await readFile(job.statePath, "utf8")) as Deployed<ImageMirrorState>;
+        } catch {
+            previous = undefined;
+        }
+    }
     const started = process.hrtime.bigint();
     try {
-        const requests: CopyImageRequest[] = [];
-        for (const pair of job.pairs) {
-            const source = await openImageSource(pair.from, open);
-            sources.push(source);
-            let destination = destinations.get(pair.to);
-            if (destination === undefined) {
-                destination = await openImageDestination(pair.to, open);
-                destinations.set(pair.to, destination);
-            }
-            requests.push({ source, destination, ...(pair.tag === undefined ? {} : { tag: pair.tag }) });
+        const deployed = await providerUp<ImageMirrorSpec, ImageMirrorState>(IMAGE_ENGINE, job.inputs, previous);
+        const providerMs = Number(process.hrtime.bigint() - started) / 1e6;
+        if (job.statePath !== undefined) {
+            await writeFile(job.statePath, JSON.stringify(deployed));
         }
-        const entries = await copyImages(requests, {
-            ...(job.concurrency === undefined ? {} : { concurrency: job.concurrency }),
-            ...(job.imageConcurrency === undefined ? {} : { imageConcurrency: job.imageConcurrency }),
-        });
-        const copied = process.hrtime.bigint();
-        for (const d of destinations.values()) {
-            await d.commit();
-        }
-        const committed = process.hrtime.bigint();
         return {
-            images: entries.map((e, i): OursImageResult => {
-                if (!e.ok) {
-                    const error = e.error as { message?: string; cause?: { message?: string } };
-                    return {
-                        source: job.pairs[i]!.from,
-                        ok: false,
-                        bytes: 0,
-                        blobsCopied: 0,
-                        blobsSkipped: 0,
-                        error: `${error.message ?? String(e.error)}${error.cause?.message ? `: ${error.cause.message}` : ""}`,
-                    };
-                }
-                const r = e.result;
-                return {
-                    source: r.source,
-                    ok: true,
-                    sourceDigest: r.sourceDigest,
-                    manifests: r.manifests,
-                    bytes: r.bytes,
-                    blobsCopied: r.blobsCopied,
-                    blobsSkipped: r.blobsSkipped,
-                };
-            }),
-            copyMs: Number(copied - started) / 1e6,
-            commitMs: Number(committed - copied) / 1e6,
+            ok: true,
+            providerMs,
+            images: Object.keys(deployed.outs.mirrored ?? {}).length,
+            bytes: deployed.outs.bytes ?? 0,
         };
-    } finally {
-        await Promise.allSettled(sources.map((s) => s.close()));
-        await Promise.allSettled([...destinations.values()].map((d) => d.close()));
-        await agent?.close();
+    } catch (err) {
+        return {
+            ok: false,
+            error: (err as Error).message ?? String(err),
+            providerMs: Number(process.hrtime.bigint() - started) / 1e6,
+            images: 0,
+            bytes: 0,
+        };
     }
 }
 
@@ -118,9 +71,8 @@ async function main(argv: readonly string[]): Promise<void> {
     const job = JSON.parse(await readFile(jobPath, "utf8")) as OursJob;
     const result = await runJob(job);
     await writeFile(resultPath, JSON.stringify(result));
-    const failed = result.images.filter((r) => !r.ok);
-    if (failed.length > 0) {
-        process.stderr.write(failed.map((f) => `${f.source}: ${f.error}`).join("\n"));
+    if (!result.ok) {
+        process.stderr.write(`${result.error}\n`);
         process.exitCode = 1;
     }
 }

@@ -34,6 +34,10 @@ export interface DownloadProgress {
     readonly bytesReceived: number;
     /** Received bytes per second since the previous report. */
     readonly bytesPerSecond: number;
+    /** Milliseconds since the download started. */
+    readonly elapsedMs?: number;
+    /** True for the last report, once every file is done. */
+    readonly final?: boolean;
     readonly downloaded: number;
     readonly reused: number;
     readonly failed: number;
@@ -132,8 +136,9 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
     const inFlight = new Map<string, Promise<void>>();
     const targetOf = options.targetOf ?? ((pkg: PackageFile) => pkg.filename);
 
-    let lastReport = { at: Date.now(), bytes: 0 };
-    const report = () => {
+    const started = Date.now();
+    let lastReport = { at: started, bytes: 0 };
+    const report = (final = false) => {
         const now = Date.now();
         const seconds = Math.max(0.001, (now - lastReport.at) / 1000);
         const rate = (counts.bytesReceived - lastReport.bytes) / seconds;
@@ -148,10 +153,12 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
             downloaded: counts.downloaded,
             reused: counts.reused,
             failed: counts.failed,
+            elapsedMs: now - started,
+            final,
         });
     };
     const timer =
-        options.onProgress === undefined ? undefined : setInterval(report, options.progressIntervalMs ?? 1000);
+        options.onProgress === undefined ? undefined : setInterval(() => report(), options.progressIntervalMs ?? 1000);
     timer?.unref();
 
     // Each directory is made once, however many packages it holds.
@@ -223,7 +230,7 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
         await ownDispatcher?.close();
     }
     options.signal?.throwIfAborted();
-    report();
+    report(true);
     if (counts.failed > 0) {
         const code: AirgapErrorCode = isAirgapError(firstFailure) ? firstFailure.code : "ERR_IO";
         const more = counts.failed > failures.length ? `\n  ... and ${counts.failed - failures.length} more` : "";

@@ -54,6 +54,7 @@ import {
 } from "./trust";
 import { parseRelease } from "./release";
 import { optionalIndexesInputs, prepareOptionalIndexes } from "./optional_indexes";
+import { formatDuration, PROGRESS_INTERVAL_MS } from "../progress";
 
 /**
  * Defaults of an AptMirror, defined once: the SDK applies them to what a program leaves out, and
@@ -540,7 +541,12 @@ export function selectLocked(upstream: Upstream, lock: AptLock): PackageRecord[]
 }
 
 export interface SyncOptions extends IoOptions {
+    /** Download progress, every `progressIntervalMs` and once at the end of the downloads. */
     onProgress?: (p: DownloadProgress) => void;
+    /** Defaults to `PROGRESS_INTERVAL_MS` (5 s). */
+    progressIntervalMs?: number;
+    /** A line when a step that takes a while begins or ends (publishing), e.g. to stderr. */
+    log?: (line: string) => void;
     hooks?: PublishHooks;
     /**
      * The upstream as `resolveLock` (or `fetchUpstream`) just fetched it, verified. Used instead
@@ -636,9 +642,11 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         concurrency: spec.concurrency ?? 8,
         dispatcher: options.dispatcher,
         onProgress: options.onProgress,
-        progressIntervalMs: 5000,
+        progressIntervalMs: options.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
         hashMemo,
     });
+    const publishStarted = Date.now();
+    options.log?.(`publishing ${records.length} packages under ${repoDir}`);
     const result = await publishRepo({
         ...optional.publish,
         root: publish.root,
@@ -687,6 +695,7 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         memo: hashMemo,
     });
     await hashMemo.save();
+    options.log?.(`published ${records.length} packages in ${formatDuration(Date.now() - publishStarted)}`);
     return { ...spec, ...state };
 }
 

@@ -17,8 +17,10 @@ import {
     readMirror,
     removeMirror,
     stateDirProblem,
+    type SyncOptions,
     syncMirror,
 } from "./mirror";
+import { aptProgressReporter, aptStepLog } from "./progress";
 import { unsafePathReason } from "./control";
 import { OPTIONAL_INDEX_KEYS, optionalIndexesProblems } from "./optional_indexes";
 import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
@@ -152,19 +154,9 @@ async function assertValid(spec: AptMirrorSpec): Promise<void> {
     assertNoProblems(await validateAptMirrorSpec(spec));
 }
 
-function progress(prefix: string) {
-    return (p: {
-        filesDone: number;
-        filesTotal: number;
-        bytesDone: number;
-        bytesTotal: number;
-        bytesPerSecond: number;
-    }) => {
-        const mb = (n: number) => (n / 1048576).toFixed(1);
-        console.error(
-            `[apt ${prefix}] ${p.filesDone}/${p.filesTotal} files, ${mb(p.bytesDone)}/${mb(p.bytesTotal)} MiB, ${mb(p.bytesPerSecond)} MiB/s`,
-        );
-    };
+/** What the provider passes `syncMirror` besides the spec: progress and step lines on stderr. */
+export function providerSyncOptions(prefix: string): SyncOptions {
+    return { onProgress: aptProgressReporter(prefix), log: aptStepLog(prefix) };
 }
 
 /** The publish location spelled one way (the root and the state directory, as `placeOf`). */
@@ -207,7 +199,7 @@ export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
 
     async create(inputs) {
         await assertValid(inputs);
-        const state = await syncMirror(inputs, { onProgress: progress(inputs.publish.prefix) });
+        const state = await syncMirror(inputs, providerSyncOptions(inputs.publish.prefix));
         return { id: state.publishedPath, outs: state };
     },
 
@@ -217,7 +209,7 @@ export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
 
     async update(_id, _olds, news) {
         await assertValid(news);
-        return { outs: await syncMirror(news, { onProgress: progress(news.publish.prefix) }) };
+        return { outs: await syncMirror(news, providerSyncOptions(news.publish.prefix)) };
     },
 
     async delete(_id, props) {

@@ -30,6 +30,8 @@ import { extractLayoutArchive } from "./archive_src";
 import { type CopyImageRequest, type CopyProgress, copyImages } from "./copy";
 import { parseManifest, referencedBlobs } from "./manifest";
 import { openImageDestination, openImageSource } from "./open";
+import { RegistrySession } from "./registry_transport";
+import { PROGRESS_INTERVAL_MS } from "../progress";
 import { type DockerReference, fullName } from "./reference";
 import type { ImageDestination, ImageLocation, ImageSource } from "./types";
 import { IMAGE_DEFAULTS, type ImageMirrorSpec, type ImageMirrorState, type PushedImage } from "./mirror_types";
@@ -190,7 +192,10 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
     checkCreatedRecords(options.previous ?? []);
     const sourceTarget = parseMirrorSource(spec.source);
     const registry = registryOptionsFor(spec, options.registry);
-    const open = { registry };
+    // One session for the whole sync: a client and connection pool per registry, and one record
+    // of which repository holds which blob, so blobs shared between images are mounted.
+    const session = new RegistrySession(registry);
+    const open = { registry, session };
     let tempDir: string | undefined;
     let layoutSourceDir: string | undefined;
     if (sourceTarget?.kind === "oci") {
@@ -251,7 +256,7 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
         const entries = await copyImages(requests, {
             concurrency: spec.concurrency ?? IMAGE_DEFAULTS.concurrency,
             onProgress: options.onProgress,
-            progressIntervalMs: options.progressIntervalMs ?? 5000,
+            progressIntervalMs: options.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
         });
         const failed = entries.flatMap((e, i) => (e.ok ? [] : [{ key: planned[i]!.key, error: e.error }]));
         if (failed.length > 0) {
@@ -296,7 +301,7 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
             manifestBytes += await contentOf(requests[i]!.source, r.manifests, blobs);
         }
         await prune(options.previous ?? [], pushed, {
-            ...open,
+            registry,
             log: options.log ?? stderrLog(spec.destination),
             archives: false,
         });
@@ -312,6 +317,7 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
         };
     } finally {
         await Promise.allSettled([...sources, ...destinations].map((x) => x.close()));
+        await session.close();
         await Promise.allSettled(locks.map((l) => l.release()));
         if (tempDir !== undefined) {
             await fsp.rm(tempDir, { recursive: true, force: true });

@@ -19,6 +19,7 @@ import {
     openRegistryDestination,
     openRegistrySource,
     type RegistryOptions,
+    type RegistrySession,
 } from "./registry_transport";
 import { parseImageLocation } from "./transports";
 import type { ImageDestination, ImageLocation, ImageSource } from "./types";
@@ -32,6 +33,11 @@ export interface OpenImageOptions {
     readonly registry?: RegistryOptions | ((domain: string) => RegistryOptions);
     /** Shared between the registry sources and destinations of a sync: enables cross-repository mounts. */
     readonly blobLocations?: BlobLocationCache;
+    /**
+     * The registry session of a sync: its clients (one per registry), connections and blob-location
+     * cache are used, and `registry` and `blobLocations` are ignored for `docker://` locations.
+     */
+    readonly session?: RegistrySession;
     /** Registry sources only. */
     readonly registrySource?: Omit<RegistrySourceOptions, "blobLocations">;
     /** Registry destinations only: chunked upload threshold and size. */
@@ -59,11 +65,15 @@ export async function openImageSource(
     const loc = locationOf(location);
     switch (loc.transport) {
         case "docker":
-            return openRegistrySource(loc, {
-                ...registryOptionsFor(loc.reference.domain, options),
-                ...options.registrySource,
-                ...(options.blobLocations === undefined ? {} : { blobLocations: options.blobLocations }),
-            });
+            return openRegistrySource(
+                loc,
+                {
+                    ...registryOptionsFor(loc.reference.domain, options),
+                    ...options.registrySource,
+                    ...(options.blobLocations === undefined ? {} : { blobLocations: options.blobLocations }),
+                },
+                options.session,
+            );
         case "oci":
             return openOciLayoutSource(loc);
         case "oci-archive":
@@ -79,11 +89,15 @@ export async function openImageDestination(
     const loc = locationOf(location);
     switch (loc.transport) {
         case "docker":
-            return openRegistryDestination(loc, {
-                ...registryOptionsFor(loc.reference.domain, options),
-                ...options.registryDestination,
-                ...(options.blobLocations === undefined ? {} : { blobLocations: options.blobLocations }),
-            });
+            return openRegistryDestination(
+                loc,
+                {
+                    ...registryOptionsFor(loc.reference.domain, options),
+                    ...options.registryDestination,
+                    ...(options.blobLocations === undefined ? {} : { blobLocations: options.blobLocations }),
+                },
+                options.session,
+            );
         case "oci":
             return openOciLayoutDestination(loc, options.layout);
         case "oci-archive":

@@ -22,6 +22,7 @@ import {
     syncImages,
 } from "./mirror";
 import { withRegistry } from "./reference";
+import { formatProgress } from "../progress";
 
 const specKeys = [
     "images",
@@ -138,15 +139,29 @@ async function assertValid(spec: ImageMirrorSpec): Promise<void> {
     assertNoProblems(await validateImageMirrorSpec(spec));
 }
 
-/** Periodic progress lines on stderr (the Pulumi CLI shows them beside the resource). */
-export function progressReporter(label: string): (p: CopyProgress) => void {
+/**
+ * Progress lines (images, bytes, rate, time left) every `PROGRESS_INTERVAL_MS` and a last one with
+ * the totals, on stderr: the Pulumi CLI shows them beside the resource.
+ */
+export function progressReporter(
+    label: string,
+    write: (line: string) => void = (line) => console.error(line),
+): (p: CopyProgress) => void {
     return (p) => {
-        const mb = (n: number) => (n / 1048576).toFixed(1);
-        console.error(
-            `[image ${label}] ${p.images.done}/${p.images.total} images` +
-                (p.images.failed > 0 ? ` (${p.images.failed} failed)` : "") +
-                `, ${p.blobs.copied} blobs copied, ${p.blobs.skipped} present, ${p.blobs.inFlight} in flight, ` +
-                `${mb(p.bytes)} MiB, ${mb(p.bytesPerSecond)} MiB/s`,
+        const detail =
+            `${p.blobs.copied} blobs copied, ${p.blobs.skipped} present` +
+            (p.done ? "" : `, ${p.blobs.inFlight} in flight`) +
+            (p.images.failed > 0 ? `, ${p.images.failed} images failed` : "");
+        write(
+            `[image ${label}] ${formatProgress({
+                done: p.images.done,
+                total: p.images.total,
+                unit: "images",
+                bytes: p.bytes,
+                elapsedMs: p.elapsedMs,
+                detail,
+                final: p.done,
+            })}`,
         );
     };
 }

@@ -141,6 +141,8 @@ export class RegistryClient {
     private readonly tokens = new Map<string, CachedToken>();
     private readonly tokenRequests = new Map<string, Promise<string>>();
     private closed = false;
+    /** Holders of this client: `close` releases one, the last one releases the connections. */
+    private holders = 1;
 
     constructor(domain: string, options: RegistryOptions = {}) {
         this.domain = domain;
@@ -561,9 +563,24 @@ export class RegistryClient {
             : authError(`wrong credentials for ${this.domain} (${req.what}): the registry refused them`);
     }
 
-    /** Releases the connections (when the client created its own dispatcher). */
+    /**
+     * One more holder (a source or destination sharing this client with others of a sync): each
+     * holder MUST call `close` once; the connections are released by the last one.
+     */
+    retain(): this {
+        if (this.closed) {
+            throw new AirgapError("ERR_INVALID_ARGUMENT", `registry client for ${this.domain} is closed`);
+        }
+        this.holders++;
+        return this;
+    }
+
+    /** Releases one holder; the last releases the connections (when the client created its own dispatcher). */
     async close(): Promise<void> {
         if (this.closed) {
+            return;
+        }
+        if (--this.holders > 0) {
             return;
         }
         this.closed = true;
