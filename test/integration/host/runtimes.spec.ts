@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { derivedPaths, listDirs, renderHostFiles } from "../../../provider/host/render";
+import { type HostMirrorState, operations } from "../../../provider/host/operations";
 import type { HostMirrorSpec } from "../../../provider/host/types";
 import { makeAptClient } from "../../harness/fixtures/aptget";
 import { buildRepo } from "../../harness/fixtures/aptrepo";
@@ -20,28 +20,10 @@ import { type ManagedProcess, run, startProcess, waitUntil } from "../../harness
 import { type RegistryServer, startRegistry } from "../../harness/servers/registry";
 import { makeTempDir, removeTempDir } from "../../harness/tmp";
 
-/** What the applier does with the rendered files: read the host's current files, write the new ones. */
-function writeConfiguration(root: string, spec: HostMirrorSpec): string[] {
-    const read = (rel: string) => {
-        const full = path.join(root, rel);
-        return fs.existsSync(full) ? fs.readFileSync(full, "utf8") : undefined;
-    };
-    const current: Record<string, string | undefined> = {};
-    for (const dir of listDirs(spec)) {
-        const full = path.join(root, dir);
-        current[`${dir}/`] = fs.existsSync(full) ? fs.readdirSync(full).join("\n") : undefined;
-    }
-    for (const p of derivedPaths(spec, current)) {
-        current[p] = read(p);
-    }
-    const files = renderHostFiles(spec, current);
-    for (const f of files) {
-        const full = path.join(root, f.path);
-        fs.mkdirSync(path.dirname(full), { recursive: true });
-        fs.writeFileSync(`${full}.tmp`, f.content, { mode: f.mode });
-        fs.renameSync(`${full}.tmp`, full);
-    }
-    return files.map((f) => f.path);
+/** Applies the configuration with the provider's own operation (local target); returns the paths written. */
+async function writeConfiguration(spec: HostMirrorSpec): Promise<{ paths: string[]; state: HostMirrorState }> {
+    const { outs } = await operations.create(spec);
+    return { paths: (outs.records ?? []).map((r) => r.path), state: outs };
 }
 
 function have(cmd: string): boolean {
@@ -87,7 +69,7 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
         await registry?.stop();
         await image?.close();
         for (const [what, ms] of Object.entries(timings)) {
-            console.log(`      ${what}: ${(ms / 1000).toFixed(1)} s`);
+            console.log(`      ${what}: ${ms} ms`);
         }
     });
 
@@ -110,7 +92,7 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
 
     it("skopeo pulls quay.io/…@digest through the registries.conf drop-in; by tag it is refused", async () => {
         const started = Date.now();
-        writeConfiguration(root, spec({}));
+        await writeConfiguration(spec({}));
         const conf = path.join(root, "etc/containers/registries.conf.d/site.conf");
         const skopeo = (ref: string) =>
             run("skopeo", ["--registries-conf", conf, "inspect", "--raw", "--retry-times", "0", ref], {
@@ -134,7 +116,7 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
             this.skip();
         }
         const started = Date.now();
-        writeConfiguration(root, spec({ containerd: true }));
+        await writeConfiguration(spec({ containerd: true }));
         const hostsDir = path.join(root, "etc/containerd/certs.d");
         assert.ok(fs.existsSync(path.join(hostsDir, "quay.io/hosts.toml")));
 
@@ -186,7 +168,7 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
         fs.mkdirSync(path.dirname(daemonJson), { recursive: true });
         const before = '{\n\t"debug": true,\n\t"labels": ["airgap.test=kept"],\n\t"features": {"buildkit": false}\n}\n';
         fs.writeFileSync(daemonJson, before);
-        writeConfiguration(root, spec({ docker: true }));
+        const { state } = await writeConfiguration(spec({ docker: true }));
         const after = fs.readFileSync(daemonJson, "utf8");
         assert.ok(after.startsWith(before.slice(0, before.lastIndexOf("}") - 1)), after);
         assert.deepEqual(JSON.parse(after), {
@@ -225,6 +207,9 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
             await daemon.stop();
         }
         timings.dockerd = Date.now() - started;
+        // Destroy puts the host's daemon.json back byte for byte.
+        await operations.delete(`${root}#site`, state);
+        assert.equal(fs.readFileSync(daemonJson, "utf8"), before);
     });
 });
 
@@ -289,7 +274,7 @@ describe("HostMirrorConfig aptDisableOtherSources judged by apt-get", function (
             assert.equal(before.code, 0, before.stdout + before.stderr);
             assert.ok((before.stdout + before.stderr).includes(otherServer.url), before.stdout);
 
-            const written = writeConfiguration(root, {
+            const { paths: written, state } = await writeConfiguration({
                 name: "site",
                 target: { local: { root } },
                 aptDisableOtherSources: true,
@@ -319,7 +304,14 @@ describe("HostMirrorConfig aptDisableOtherSources judged by apt-get", function (
             const policy = await apt(["apt-cache", "policy", "hello-airgap", "other-airgap"]);
             assert.match(policy.stdout, /hello-airgap:\n\s+Installed: \(none\)\n\s+Candidate: 1\.0-1/, policy.stdout);
             assert.doesNotMatch(policy.stdout, /Candidate: 2\.0-1/, policy.stdout);
-            console.log(`      apt-get (disable other sources): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+            // Destroy puts the host's sources back byte for byte.
+            const hostSources = fs.readFileSync(path.join(etc, "sources.list.d/host.sources"), "utf8");
+            assert.match(hostSources, /^Enabled: no$/m);
+            await operations.delete(`${root}#site`, state);
+            assert.equal(fs.readFileSync(path.join(etc, "sources.list"), "utf8"), sourcesList);
+            assert.doesNotMatch(fs.readFileSync(path.join(etc, "sources.list.d/host.sources"), "utf8"), /Enabled/);
+            assert.ok(!fs.existsSync(path.join(etc, "sources.list.d/site-debian.sources")));
+            console.log(`      apt-get (disable other sources): ${Date.now() - started} ms`);
         } finally {
             await client.close();
             await oursServer.close();
