@@ -159,6 +159,82 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
         timings.containerd = Date.now() - started;
     });
 
+    it("containerd verifies a TLS mirror with the CA file the hosts.toml names", async function () {
+        if (!have("containerd") || !have("ctr") || spawnSync("unshare", ["-m", "true"]).status !== 0) {
+            this.skip();
+        }
+        const started = Date.now();
+        const secure = await startRegistry({ tls: true });
+        try {
+            await run("skopeo", [
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-cert-dir",
+                secure.certDir!,
+                image.reference,
+                `docker://${secure.host}/quay/airgap/app:1.0`,
+            ]);
+            await writeConfiguration({
+                name: "site",
+                target: { local: { root } },
+                registries: [{ source: "quay.io", mirrors: [`${secure.host}/quay`] }],
+                caCertificates: [{ name: "mirror-ca", pem: secure.caCertPem! }],
+                containerd: true,
+            });
+            const hostsDir = path.join(root, "etc/containerd/certs.d");
+            assert.match(
+                fs.readFileSync(path.join(hostsDir, "quay.io/hosts.toml"), "utf8"),
+                /^ {2}ca = \["\/usr\/local\/share\/ca-certificates\/mirror-ca\.crt"\]$/m,
+            );
+            const daemon = await startContainerd();
+            try {
+                // ctr reads the hosts.toml and the CA file itself: a private mount namespace puts the
+                // written CA directory where the hosts.toml says, without changing the machine.
+                const ctr = (caDir: string) =>
+                    run(
+                        "unshare",
+                        [
+                            "-m",
+                            "sh",
+                            "-c",
+                            'mount --bind "$0" /usr/local/share/ca-certificates && exec "$@"',
+                            caDir,
+                            "ctr",
+                            "--address",
+                            daemon.socket,
+                            "content",
+                            "fetch",
+                            "--hosts-dir",
+                            hostsDir,
+                            `quay.io/airgap/app@${image.top.digest}`,
+                        ],
+                        { check: false, timeoutMs: 180_000 },
+                    );
+                // Without the CA the mirror's certificate is refused (and quay.io is unreachable).
+                const emptyCaDir = await makeTempDir("no-ca");
+                try {
+                    const refused = await ctr(emptyCaDir);
+                    assert.notEqual(refused.code, 0, refused.stdout);
+                } finally {
+                    await removeTempDir(emptyCaDir);
+                }
+                const mark = secure.log().length;
+                const fetched = await ctr(path.join(root, "usr/local/share/ca-certificates"));
+                assert.equal(fetched.code, 0, fetched.stdout + fetched.stderr);
+                assert.ok(
+                    requests(secure, mark).some((r) => r.includes("/v2/quay/airgap/app/")),
+                    requests(secure, mark).join("\n"),
+                );
+            } finally {
+                await daemon.stop();
+            }
+        } finally {
+            await secure.stop();
+        }
+        timings["containerd, TLS mirror with ca"] = Date.now() - started;
+    });
+
     it("dockerd pulls docker.io/library/… from registry-mirrors merged into daemon.json, other keys kept", async function () {
         if (!have("dockerd")) {
             this.skip();
