@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as path from "node:path";
 import { type HostMirrorState, operations } from "../../../provider/host/operations";
 import type { HostMirrorSpec } from "../../../provider/host/types";
@@ -396,6 +397,85 @@ describe("HostMirrorConfig aptDisableOtherSources judged by apt-get", function (
             await other.close();
             await removeTempDir(root);
         }
+    });
+});
+
+describe("HostMirrorConfig pip.conf judged by pip", function () {
+    this.timeout(180_000);
+
+    it("pip downloads a package from the index pip.conf names", async function () {
+        const pip = spawnSync("python3", ["-m", "pip", "--version"]);
+        if (pip.status !== 0) {
+            this.skip();
+        }
+        const started = Date.now();
+        const dir = await makeTempDir("host-pip");
+        // A PEP 503 simple index with one wheel, served on 127.0.0.1.
+        const wheelName = "hello_airgap-1.0-py3-none-any.whl";
+        const wheel = path.join(dir, wheelName);
+        await run("python3", [
+            "-c",
+            [
+                "import sys, zipfile",
+                "z = zipfile.ZipFile(sys.argv[1], 'w')",
+                "z.writestr('hello_airgap/__init__.py', '')",
+                "z.writestr('hello_airgap-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: hello-airgap\\nVersion: 1.0\\n')",
+                "z.writestr('hello_airgap-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')",
+                "z.writestr('hello_airgap-1.0.dist-info/RECORD', '')",
+                "z.close()",
+            ].join("\n"),
+            wheel,
+        ]);
+        const seen: string[] = [];
+        const server = http.createServer((req, res) => {
+            seen.push(`${req.method} ${req.url}`);
+            if (req.url === "/pypi/simple/hello-airgap/") {
+                res.writeHead(200, { "content-type": "text/html" });
+                res.end(`<html><body><a href="/pypi/files/${wheelName}">${wheelName}</a></body></html>`);
+            } else if (req.url === `/pypi/files/${wheelName}`) {
+                res.writeHead(200, { "content-type": "application/octet-stream" });
+                res.end(fs.readFileSync(wheel));
+            } else {
+                res.writeHead(404);
+                res.end();
+            }
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        const { port } = server.address() as { port: number };
+        const root = path.join(dir, "root");
+        fs.mkdirSync(root);
+        try {
+            await writeConfiguration({
+                name: "site",
+                target: { local: { root } },
+                pip: { indexUrl: `http://127.0.0.1:${port}/pypi/simple/`, trustedHost: `127.0.0.1:${port}` },
+            });
+            const env = {
+                ...process.env,
+                PIP_CONFIG_FILE: path.join(root, "etc/pip.conf"),
+                PIP_NO_CACHE_DIR: "1",
+                PIP_DISABLE_PIP_VERSION_CHECK: "1",
+                NO_PROXY: "127.0.0.1",
+            };
+            const config = await run("python3", ["-m", "pip", "config", "list"], { env, check: false });
+            assert.match(
+                config.stdout,
+                new RegExp(`^global\\.index-url='http://127\\.0\\.0\\.1:${port}/pypi/simple/'$`, "m"),
+            );
+            const downloads = path.join(dir, "downloads");
+            const got = await run(
+                "python3",
+                ["-m", "pip", "download", "--no-deps", "--dest", downloads, "hello-airgap==1.0"],
+                { env, check: false, timeoutMs: 120_000 },
+            );
+            assert.equal(got.code, 0, got.stdout + got.stderr);
+            assert.deepEqual(fs.readdirSync(downloads), [wheelName]);
+            assert.ok(seen.includes("GET /pypi/simple/hello-airgap/"), seen.join("\n"));
+        } finally {
+            await new Promise((resolve) => server.close(resolve));
+            await removeTempDir(dir);
+        }
+        console.log(`      pip: ${Date.now() - started} ms`);
     });
 });
 
