@@ -86,7 +86,7 @@ export function formatProblems(
                 if (typeof m === "string" && namespaceOf(m) !== "") {
                     problems.push({
                         argument: `registries[${i}].mirrors[${j}]`,
-                        problem: `"${m}" has a namespace: Docker's registry-mirrors serve Docker Hub repositories at the mirror's root (host[:port] only); mirror Docker Hub at a registry's root, or turn docker off`,
+                        problem: `"${m}" has a namespace: Docker's registry-mirrors serve Docker Hub repositories at the mirror's root (host[:port] only); mirror Docker Hub at a registry's root (an ImageMirror: repositoryPath "strip-registry", a destination without a namespace), or turn docker off`,
                     });
                 }
             });

@@ -479,6 +479,34 @@ describe("HostMirrorConfig pip.conf judged by pip", function () {
     });
 });
 
+describe("HostMirrorConfig with a host file it cannot merge", () => {
+    it("an invalid daemon.json fails create naming the file, and nothing is written", async () => {
+        const root = await makeTempDir("host-badjson");
+        try {
+            const daemonJson = path.join(root, "etc/docker/daemon.json");
+            fs.mkdirSync(path.dirname(daemonJson), { recursive: true });
+            const bad = '{\n  "debug": true,\n}\n';
+            fs.writeFileSync(daemonJson, bad);
+            await assert.rejects(
+                operations.create({
+                    name: "site",
+                    target: { local: { root } },
+                    registries: [{ source: "docker.io", mirrors: ["127.0.0.1:5000"], insecure: true }],
+                    containerd: true,
+                    docker: true,
+                }),
+                (err: Error & { code?: string }) =>
+                    err.code === "ERR_PARSE" && err.message.includes("/etc/docker/daemon.json is not valid JSON"),
+            );
+            assert.equal(fs.readFileSync(daemonJson, "utf8"), bad);
+            const left = fs.readdirSync(root, { recursive: true }).map(String).sort();
+            assert.deepEqual(left, ["etc", "etc/docker", "etc/docker/daemon.json"]);
+        } finally {
+            await removeTempDir(root);
+        }
+    });
+});
+
 interface Daemon {
     socket: string;
     process: ManagedProcess;
