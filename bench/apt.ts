@@ -294,7 +294,9 @@ async function main(): Promise<void> {
     const [cold, noop] = cases;
     log("");
     log(`no-op ours / cold ours: ${ratio(noop!.oursMs, cold!.oursMs)} (process wall time)`);
-    log(`no-op ours / cold ours: ${ratio(noop!.engineMs, cold!.engineMs)} (engine: resolveLock + syncMirror)`);
+    log(
+        `no-op ours / cold ours: ${ratio(noop!.engineMs, cold!.engineMs)} (engine: the program's resolveProgramLock + the provider's check and create/update)`,
+    );
     log(
         `same package set: ${cases.every((c) => c.same) ? "yes" : "no"}` +
             ` (${cases.map((c) => `${c.name}: ${c.same ? "yes" : "no"}`).join(", ")})`,
@@ -314,7 +316,9 @@ async function main(): Promise<void> {
         target(`peak RSS of each of our processes / aptly's, ${c.name} (worst run)`, worst / theirs, 1);
     }
     log("");
-    log("engine time (ours: resolveLock + syncMirror, inside the process; node start-up and module loading excluded):");
+    log(
+        "engine time (ours: resolveProgramLock + the provider's check and create/update, inside the two processes; node start-up and module loading excluded):",
+    );
     log(
         markdownTable(
             ["case", ...results[0]!.map((_, r) => `run ${r + 1} ours engine s`)],
