@@ -79,6 +79,7 @@ export class SshTransport implements HostTransport {
     private readonly root: string;
     private lost: Error | undefined;
     private sftpChannel: SFTPWrapper | undefined;
+    private rootShell: RootShell | undefined;
 
     private constructor(
         private readonly client: import("ssh2").Client,
@@ -276,8 +277,24 @@ export class SshTransport implements HostTransport {
         args: string[],
         input?: Buffer,
     ): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-        const command = `sudo -n sh -c ${shQuote(script)} sh ${args.map(shQuote).join(" ")}`;
-        return this.exec(command, input);
+        this.rootShell ??= new RootShell(this);
+        return this.rootShell.request(script, args, input);
+    }
+
+    /** Opens an exec channel (for the root shell). */
+    openChannel(command: string): Promise<ClientChannel> {
+        this.check();
+        return new Promise((resolve, reject) => {
+            this.client.exec(command, (err, channel) =>
+                err ? reject(this.failure("running a command on", this.root, err)) : resolve(channel),
+            );
+        });
+    }
+
+    lostError(what: string): AirgapError | undefined {
+        return this.lost
+            ? new AirgapError("ERR_NETWORK", `${this.where}: connection lost while ${what}: ${this.lost.message}`)
+            : undefined;
     }
 
     private exec(command: string, input?: Buffer): Promise<{ code: number; stdout: Buffer; stderr: string }> {
@@ -537,5 +554,90 @@ export class SshTransport implements HostTransport {
     async run(command: string): Promise<RunResult> {
         const r = this.options.sudo ? await this.sudo(command, []) : await this.exec(command);
         return { code: r.code, stdout: r.stdout.toString("utf8"), stderr: r.stderr };
+    }
+}
+
+/**
+ * One `sudo -n sh` per connection, fed one request at a time: starting a process per file
+ * operation costs an exec round trip each (a channel, a fork, sudo), which dominates with many
+ * small files. Each request runs in a subshell with its arguments as $1…, its input decoded from
+ * base64, its output and error output captured in root-only temporary files and sent back in
+ * base64 between markers, so that no byte of a file can be taken for the protocol.
+ */
+class RootShell {
+    private channel: Promise<ClientChannel> | undefined;
+    private queue: Promise<unknown> = Promise.resolve();
+    private buffer = "";
+    private stderr = "";
+    private closed = false;
+    private waiter: (() => void) | undefined;
+    private seq = 0;
+
+    constructor(private readonly ssh: SshTransport) {}
+
+    private open(): Promise<ClientChannel> {
+        this.channel ??= this.ssh.openChannel("sudo -n sh").then((ch) => {
+            ch.on("data", (b: Buffer) => {
+                this.buffer += b.toString("latin1");
+                this.waiter?.();
+            });
+            ch.stderr.on("data", (b: Buffer) => {
+                this.stderr += b.toString("utf8");
+            });
+            ch.on("close", () => {
+                this.closed = true;
+                this.waiter?.();
+            });
+            return ch;
+        });
+        return this.channel;
+    }
+
+    request(script: string, args: string[], input?: Buffer): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+        const next = this.queue.then(() => this.send(script, args, input));
+        this.queue = next.catch(() => undefined);
+        return next;
+    }
+
+    private async send(
+        script: string,
+        args: string[],
+        input?: Buffer,
+    ): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+        const ch = await this.open();
+        const id = `${process.pid}_${++this.seq}_${Date.now()}`;
+        const feed = input === undefined ? "</dev/null" : "";
+        const pipe = input === undefined ? "" : `printf '%s' '${input.toString("base64")}' | base64 -d | `;
+        const text = [
+            "__o=$(mktemp) && __e=$(mktemp) || exit 1",
+            `${pipe}( set -- ${args.map(shQuote).join(" ")}`,
+            script,
+            `) ${feed} >"$__o" 2>"$__e"`,
+            `__c=$?; printf '\\n__AIRGAP_%s %s ' '${id}' "$__c"; base64 -w0 <"$__o"; printf ' '; base64 -w0 <"$__e"; printf ' __AIRGAP_END\\n'; rm -f "$__o" "$__e"`,
+            "",
+        ].join("\n");
+        ch.write(text);
+        const pattern = new RegExp(`\\n__AIRGAP_${id} (\\d+) ([A-Za-z0-9+/=]*) ([A-Za-z0-9+/=]*) __AIRGAP_END\\n`);
+        for (;;) {
+            const m = pattern.exec(this.buffer);
+            if (m) {
+                this.buffer = this.buffer.slice((m.index ?? 0) + m[0].length);
+                return {
+                    code: Number(m[1]),
+                    stdout: Buffer.from(m[2] ?? "", "base64"),
+                    stderr: Buffer.from(m[3] ?? "", "base64").toString("utf8"),
+                };
+            }
+            if (this.closed) {
+                const lost = this.ssh.lostError("running a command");
+                if (lost) throw lost;
+                // sudo refused (a password is required) or the shell ended: what it said is the reason.
+                return { code: 255, stdout: Buffer.alloc(0), stderr: this.stderr || "sudo -n sh ended" };
+            }
+            await new Promise<void>((resolve) => {
+                this.waiter = resolve;
+            });
+            this.waiter = undefined;
+        }
     }
 }
