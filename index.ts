@@ -3,38 +3,25 @@
  * machine's own Debian archive (found in /etc/apt/sources.list.d), and a host pointed at it.
  * Everything it writes stays under .data/ (override with `pulumi config set dataDir <dir>`).
  *
- * Configuration (all optional): `packages` (JSON list of aptly queries, default ["hello"]),
- * `architectures` (JSON list, default ["amd64"]).
+ * Configuration: `signingKey` (secret: the mirror's armored private key; scripts/main.sh makes one
+ * on the first run), and, all optional, `packages` (JSON list of aptly queries, default ["hello"]),
+ * `architectures` (JSON list, default ["amd64"]), `dataDir`, `hostRoot` (the root the host files
+ * go under; default `<dataDir>/host`: set it to "/" to configure this machine itself) and
+ * `imageOutput` (the mirror VM data image; default `<dataDir>/images/mirror.qcow2`).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import * as openpgp from "openpgp";
 import { systemDebianArchive } from "./provider/apt/system";
-import { AptMirror, HostMirrorConfig } from "./sdk";
-
-/** The mirror's signing key, made once and kept with the data (a real site brings its own, as a secret). */
-async function signingKey(dir: string): Promise<string> {
-    const file = path.join(dir, "mirror-signing-key.asc");
-    if (!fs.existsSync(file)) {
-        const { privateKey } = await openpgp.generateKey({
-            type: "curve25519",
-            userIDs: [{ name: "pulumi-airgap site mirror", email: "mirror@site.invalid" }],
-            format: "armored",
-        });
-        fs.mkdirSync(dir, { recursive: true });
-        fs.writeFileSync(file, privateKey, { mode: 0o600 });
-    }
-    return fs.readFileSync(file, "utf8");
-}
+import { AptMirror, HostMirrorConfig, MirrorVM } from "./sdk";
 
 export = async () => {
     const config = new pulumi.Config();
     const data = path.resolve(__dirname, "..", config.get("dataDir") ?? ".data");
     const mirrorRoot = path.join(data, "mirror");
-    const hostRoot = path.join(data, "host");
-    fs.mkdirSync(mirrorRoot, { recursive: true });
-    fs.mkdirSync(hostRoot, { recursive: true });
+    const hostRoot = config.get("hostRoot") ?? path.join(data, "host");
+    const imageOutput = config.get("imageOutput") ?? path.join(data, "images", "mirror.qcow2");
+    for (const dir of [mirrorRoot, hostRoot, path.dirname(imageOutput)]) fs.mkdirSync(dir, { recursive: true });
 
     const archive = systemDebianArchive();
     if (!archive) {
@@ -51,9 +38,12 @@ export = async () => {
         packages: config.getObject<string[]>("packages") ?? ["hello"],
         withDeps: true,
         publish: { root: mirrorRoot, prefix: "debian", origin: "pulumi-airgap site" },
-        signing: { privateKey: pulumi.secret(await signingKey(path.join(data, "keys"))) },
+        signing: { privateKey: config.requireSecret("signingKey") },
         lockFile: path.join(data, "debian.lock.json"),
     });
+
+    // The mirror VM's data disk: the published suite in an ext4 filesystem, as a qcow2.
+    const image = new MirrorVM("mirror-image", { output: imageOutput, apt: [mirror] });
 
     const host = new HostMirrorConfig("site-host", {
         target: { local: { root: hostRoot } },
@@ -72,9 +62,14 @@ export = async () => {
         ],
     });
     return {
-        mirrorPackages: mirror.packages,
         mirrorPath: mirror.publishedPath,
+        mirrorPackageCount: mirror.packageCount,
         mirrorBytes: mirror.bytes,
+        mirrorPackages: mirror.packages,
+        imagePath: image.path,
+        imageBytes: image.actualSizeBytes,
+        imageContentDigest: image.contentDigest,
         hostFiles: host.files,
+        aptLine: pulumi.interpolate`deb [signed-by=/etc/apt/keyrings/site-debian.asc] file://${mirror.publishedPath} ${archive.distribution} main`,
     };
 };

@@ -31,6 +31,13 @@ if ! pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
     pulumi stack init "$stack" --secrets-provider passphrase --non-interactive
 fi
 
+# The mirror's signing key: made once, kept as a stack secret (encrypted in Pulumi.<stack>.yaml).
+if ! pulumi config get signingKey >/dev/null 2>&1; then
+    data="$(pulumi config get dataDir 2>/dev/null || echo .data)"
+    node scripts/new-signing-key.js "$(cd "$root" && realpath -m "$data")" | pulumi config set --secret signingKey >/dev/null
+    echo "[main] made the mirror's signing key: stack secret signingKey" >&2
+fi
+
 op="${1:-up}"
 shift || true
 case "$op" in

@@ -70,7 +70,7 @@ describe("npm run main (the default stack) with the real Pulumi CLI", function (
         fs.rmSync(path.join(packageRoot, `Pulumi.${stack}.yaml`), { force: true });
     });
 
-    it("up mirrors hello with its dependencies and points the host at the mirror; preview then shows no change", async () => {
+    it("up mirrors hello with its dependencies, builds the mirror image and points the host at the mirror; preview then shows no change", async () => {
         const up = await main();
         ok(up, "npm run main");
         assert.match(up.stdout, /hello\/amd64\s*: "/);
@@ -78,6 +78,21 @@ describe("npm run main (the default stack) with the real Pulumi CLI", function (
         assert.ok(fs.existsSync(path.join(published, "dists")), "nothing published");
         const sources = fs.readFileSync(path.join(data, "host", "etc/apt/sources.list.d/site-debian.sources"), "utf8");
         assert.match(sources, new RegExp(`^URIs: file://${published}$`, "m"));
+        // The mirror VM's data image, read back by qemu-img and debugfs.
+        const image = path.join(data, "images", "mirror.qcow2");
+        assert.equal(JSON.parse((await run("qemu-img", ["info", "--output=json", image])).stdout).format, "qcow2");
+        const raw = path.join(await makeTempDir("main-image"), "disk.raw");
+        await run("qemu-img", ["convert", "-O", "raw", image, raw]);
+        const listing = await run("debugfs", ["-R", "ls -p /apt/debian/dists", raw]);
+        assert.match(listing.stdout, /\/bookworm\/|\/[a-z]+\//, listing.stdout);
+        // What a person wants to see: where the mirror is, the image, the apt line.
+        assert.match(up.stdout, /mirrorPackageCount\s*:\s*\d+/);
+        assert.match(up.stdout, /imagePath\s*:\s*".*mirror\.qcow2"/);
+        assert.match(up.stdout, /aptLine\s*:\s*"deb \[signed-by=\/etc\/apt\/keyrings\/site-debian\.asc\] file:\/\//);
+        // The signing key is a stack secret, not a loose file.
+        assert.ok(!fs.existsSync(path.join(data, "keys")), "a key file was written");
+        const stackFile = fs.readFileSync(path.join(packageRoot, `Pulumi.${stack}.yaml`), "utf8");
+        assert.match(stackFile, /signingKey:\s*\n\s*secure: /);
         ok(await main("preview", "--expect-no-changes"), "preview --expect-no-changes");
     });
 
