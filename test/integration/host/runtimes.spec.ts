@@ -154,6 +154,35 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
             const byTag = await ctr(["content", "fetch", "--hosts-dir", hostsDir, "quay.io/airgap/app:1.0"]);
             assert.notEqual(byTag.code, 0, "a tag is resolved by quay.io itself, never by a digest-only mirror");
             assert.deepEqual(requests(registry, markTag), []);
+
+            // The catch-all: no entry for quay.io, only containerd's _default mirror.
+            const other = await makeTempDir("host-rt-default");
+            try {
+                await writeConfiguration({
+                    name: "site",
+                    target: { local: { root: other } },
+                    containerd: { defaultMirror: [`${registry.host}/quay`], insecure: true },
+                });
+                const defaults = path.join(other, "etc/containerd/certs.d");
+                assert.deepEqual(fs.readdirSync(defaults), ["_default"]);
+                const markDefault = registry.log().length;
+                const viaDefault = await ctr([
+                    "content",
+                    "fetch",
+                    "--hosts-dir",
+                    defaults,
+                    `quay.io/airgap/app@${image.top.digest}`,
+                ]);
+                assert.equal(viaDefault.code, 0, viaDefault.stdout + viaDefault.stderr);
+                assert.ok(
+                    requests(registry, markDefault).some((r) =>
+                        r.includes(`/v2/quay/airgap/app/manifests/${image.top.digest}?ns=quay.io`),
+                    ),
+                    requests(registry, markDefault).join("\n"),
+                );
+            } finally {
+                await removeTempDir(other);
+            }
         } finally {
             await daemon.stop();
         }
