@@ -134,7 +134,8 @@ export interface HostMirrorConfigArgs {
     >;
     /**
      * Also set `registry-mirrors` (the `docker.io` entry's mirrors) and `insecure-registries` in
-     * `etc/docker/daemon.json`, every other key of the host's file kept. Defaults to false.
+     * `etc/docker/daemon.json`, every other key of the host's file kept. Docker has no digest-only
+     * mode: its mirrors serve tags too. Defaults to false.
      */
     docker?: pulumi.Input<boolean>;
     /** Disable the host's other APT sources (restored on destroy). Defaults to false. */

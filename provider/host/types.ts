@@ -106,7 +106,8 @@ export interface HostMirrorSpec {
     containerd?: boolean | ContainerdSpec;
     /**
      * Also set `registry-mirrors` (the `docker.io` entry's mirrors: Docker mirrors Docker Hub only) and
-     * `insecure-registries` in `etc/docker/daemon.json`, keeping every other key. Defaults to false.
+     * `insecure-registries` in `etc/docker/daemon.json`, keeping every other key. Docker has no
+     * digest-only mode: its mirrors serve tags too. Defaults to false.
      */
     docker?: boolean;
     /**
