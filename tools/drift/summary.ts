@@ -61,6 +61,9 @@ const LOCK_INPUTS: Record<string, string> = {
     content: "content",
 };
 
+/** Scalar inputs that follow upstream: the upstream Release date of an APT lock. */
+const UPSTREAM_SCALARS: Record<string, string> = { upstreamDate: "upstream Release date" };
+
 /** Inputs and outputs that say nothing to a person. */
 const IGNORED = new Set(["__provider", "__inputs"]);
 
@@ -248,6 +251,8 @@ export function summarizePreview(preview: PreviewJson): DriftReport {
             const noun = LOCK_INPUTS[key];
             if (noun !== undefined && (isRecord(oldIn[key]) || isRecord(newIn[key]))) {
                 upstream.push(...lockChanges(noun, oldIn[key], newIn[key]));
+            } else if (UPSTREAM_SCALARS[key] !== undefined) {
+                upstream.push(`${UPSTREAM_SCALARS[key]} ${String(oldIn[key])} → ${String(newIn[key])}`);
             } else {
                 program.push(`input ${key} changed`);
             }
