@@ -589,9 +589,23 @@ function dockerClient(): string {
 async function startDockerd(configFile: string): Promise<Daemon> {
     const dir = await makeTempDir("dockerd");
     const socket = path.join(dir, "d.sock");
+    // dockerd also writes outside its roots (/etc/docker/key.json, /run/docker/plugins, and its
+    // managed containerd /opt/containerd): a private mount namespace gives it empty ones there.
+    const privateDirs = [
+        "mount -t tmpfs tmpfs /run",
+        "mount -t tmpfs tmpfs /opt",
+        "if [ -d /etc/docker ]; then mount -t tmpfs tmpfs /etc/docker; fi",
+        'exec "$@"',
+    ].join(" && ");
     const proc = startProcess(
-        "dockerd",
+        "unshare",
         [
+            "-m",
+            "sh",
+            "-c",
+            privateDirs,
+            "sh",
+            "dockerd",
             "--data-root",
             path.join(dir, "data"),
             "--exec-root",
