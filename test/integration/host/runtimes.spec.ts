@@ -313,8 +313,14 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
             await daemon.stop();
         }
         timings.dockerd = Date.now() - started;
+        // Nothing to do on the next run; an update renders the merged file to itself.
+        const id = `${root}#site`;
+        const read = await operations.read(id, state);
+        assert.equal((await operations.diff(id, read.props, spec({ docker: true }))).changes, false);
+        await operations.update(id, state, spec({ docker: true }));
+        assert.equal(fs.readFileSync(daemonJson, "utf8"), after);
         // Destroy puts the host's daemon.json back byte for byte.
-        await operations.delete(`${root}#site`, state);
+        await operations.delete(id, state);
         assert.equal(fs.readFileSync(daemonJson, "utf8"), before);
     });
 });
@@ -413,7 +419,13 @@ describe("HostMirrorConfig aptDisableOtherSources judged by apt-get", function (
             // Destroy puts the host's sources back byte for byte.
             const hostSources = fs.readFileSync(path.join(etc, "sources.list.d/host.sources"), "utf8");
             assert.match(hostSources, /^Enabled: no$/m);
-            await operations.delete(`${root}#site`, state);
+            const id = `${root}#site`;
+            const spec2 = { ...state, files: undefined, records: undefined } as unknown as HostMirrorSpec;
+            const read = await operations.read(id, state);
+            assert.equal((await operations.diff(id, read.props, spec2)).changes, false);
+            const updated = await operations.update(id, state, spec2);
+            assert.equal(fs.readFileSync(path.join(etc, "sources.list.d/host.sources"), "utf8"), hostSources);
+            await operations.delete(id, updated.outs ?? state);
             assert.equal(fs.readFileSync(path.join(etc, "sources.list"), "utf8"), sourcesList);
             assert.doesNotMatch(fs.readFileSync(path.join(etc, "sources.list.d/host.sources"), "utf8"), /Enabled/);
             assert.ok(!fs.existsSync(path.join(etc, "sources.list.d/site-debian.sources")));
