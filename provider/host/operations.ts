@@ -12,7 +12,7 @@ import { checkWith, containsUnknown, type DiffResult, type Operations } from "..
 import { sha256 } from "../store/atomic";
 import { canonicalJson } from "../store/canonical";
 import { applyHost, readFiles, removeFiles } from "./apply";
-import * as render from "./render";
+import { derivedPaths, listDirs, renderHostFiles } from "./render";
 import { openTransport, placeOfTarget, rootOf } from "./target";
 import type { HostTransport } from "./transport";
 import type { FileRecord, HostFile, HostMirrorSpec } from "./types";
@@ -65,7 +65,7 @@ function stateOf(spec: HostMirrorInputs, records: FileRecord[], current?: FileRe
 }
 
 /** Bounds the SSH connections this provider process holds at once. */
-class Semaphore {
+export class Semaphore {
     private active = 0;
     private readonly waiting: (() => void)[] = [];
 
@@ -111,29 +111,22 @@ async function withHost<T>(spec: HostMirrorSpec, f: (t: HostTransport) => Promis
     return spec.target?.ssh ? connections.use(run) : run();
 }
 
-interface Renderer {
-    listDirs?: (spec: HostMirrorSpec) => string[];
-    derivedPaths?: (spec: HostMirrorSpec, listing?: Record<string, string | undefined>) => string[];
-    renderHostFiles: (spec: HostMirrorSpec, current?: Record<string, string | undefined>) => HostFile[];
-}
-
 /** The files to write: derived files (e.g. a merged daemon.json) rendered from their text on the host. */
 async function renderFor(t: HostTransport, spec: HostMirrorSpec): Promise<HostFile[]> {
-    const r = render as unknown as Renderer;
     const current: Record<string, string | undefined> = {};
-    for (const dir of r.listDirs?.(spec) ?? []) {
+    for (const dir of listDirs(spec)) {
         const names = await t.list(dir);
         current[`${dir}/`] = names === undefined ? undefined : names.map((n) => `${n}\n`).join("");
     }
-    for (const p of r.derivedPaths?.(spec, current) ?? []) {
+    for (const p of derivedPaths(spec, current)) {
         current[p] = (await t.readFile(p))?.toString("utf8");
     }
-    return r.renderHostFiles(spec, current);
+    return renderHostFiles(spec, current);
 }
 
 /** Paths whose content depends on the host: compared by inputs only in `diff`, which connects to nothing. */
 function derivedOf(spec: HostMirrorSpec): Set<string> {
-    return new Set((render as unknown as Renderer).derivedPaths?.(spec) ?? []);
+    return new Set(derivedPaths(spec));
 }
 
 export const operations: Operations<HostMirrorInputs, HostMirrorState> = {
@@ -151,7 +144,7 @@ export const operations: Operations<HostMirrorInputs, HostMirrorState> = {
         // States written before check normalised the target compare by the place they stand for.
         const replaces = placeOfTarget(olds) !== placeOfTarget(news) ? ["target"] : [];
         const inputsChanged = canonicalJson(inputsOf(normalized(olds))) !== canonicalJson(inputsOf(normalized(news)));
-        const wanted = new Map(render.renderHostFiles(news).map((f) => [f.path, sha256(f.content)]));
+        const wanted = new Map(renderHostFiles(news).map((f) => [f.path, sha256(f.content)]));
         const derived = derivedOf(news);
         const written = new Map((olds.records ?? []).map((r) => [r.path, r.sha256]));
         const found = olds.files ?? {};

@@ -74,6 +74,12 @@ export interface CopyOptions {
     readonly onProgress?: (progress: CopyProgress) => void;
     /** Milliseconds between `onProgress` calls. Defaults to 1000. */
     readonly progressIntervalMs?: number;
+    /**
+     * Take a registry destination whose tag already names the image's digest as holding the whole
+     * image, and copy nothing of it (skopeo sync's `OptimizeDestinationImageAlreadyExists`); the
+     * result then counts no blob as skipped. Defaults to false: every blob is checked.
+     */
+    readonly skipTagged?: boolean;
 }
 
 export interface CopyImageOptions extends CopyImageRequest, CopyOptions {}
@@ -207,7 +213,7 @@ class CopyRun {
 
     constructor(
         readonly imagesTotal: number,
-        private readonly options: CopyOptions,
+        readonly options: CopyOptions,
     ) {
         const concurrency = options.concurrency ?? 4;
         if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
@@ -533,6 +539,10 @@ async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageRe
             };
         }
     }
+    const present = run.options.skipTagged === true ? await alreadyTagged(req, top, parsed, tag) : undefined;
+    if (present !== undefined) {
+        return { ...base, ...present };
+    }
     const digest = await copyTree(run, req, top, parsed, { tag: req.tag }, stats, 0);
     let platformDigests: Record<string, string> | undefined;
     if (parsed.kind === "index") {
@@ -552,6 +562,50 @@ async function copyOne(run: CopyRun, req: CopyImageRequest): Promise<CopyImageRe
         bytes: stats.bytes,
         blobsCopied: stats.blobsCopied,
         blobsSkipped: stats.blobsSkipped,
+    };
+}
+
+/**
+ * A registry destination whose tag already names the image's top manifest holds the whole image:
+ * a registry accepts a manifest only once it holds every blob it references, and an index only
+ * once it holds its children (`skopeo sync` relies on the same). Then nothing is read or written
+ * beyond that one lookup, and the result says nothing was created. Undefined otherwise (other
+ * destinations, the tag missing or naming something else, an index of indexes).
+ */
+async function alreadyTagged(
+    req: CopyImageRequest,
+    top: ManifestBlob,
+    parsed: ParsedManifest,
+    tag: string | undefined,
+): Promise<Omit<CopyImageResult, "source" | "sourceDigest" | "mediaType" | "destination"> | undefined> {
+    const dest = req.destination;
+    if (dest.location.transport !== "docker" || tag === undefined || dest.tagDigest === undefined) {
+        return undefined;
+    }
+    let children: Descriptor[] = [];
+    if (parsed.kind === "index") {
+        children = distinctChildren(parsed.manifests, indexName(req, top.digest));
+        if (children.some((d) => /index|manifest\.list/.test(d.mediaType))) {
+            return undefined;
+        }
+    }
+    if ((await dest.tagDigest(tag)) !== top.digest) {
+        return undefined;
+    }
+    const platformDigests: Record<string, string> = {};
+    for (const d of children) {
+        platformDigests[platformName(d)] ??= d.digest;
+    }
+    return {
+        destinationReference: describeDestination(dest.location, top.digest),
+        indexCopied: true,
+        tagged: tag,
+        manifests: [...children.map((d) => d.digest), top.digest],
+        ...(dest.hasManifest === undefined ? {} : { created: { tag: false, manifests: [], blobs: [] } }),
+        ...(parsed.kind === "index" ? { platformDigests } : {}),
+        bytes: 0,
+        blobsCopied: 0,
+        blobsSkipped: 0,
     };
 }
 

@@ -257,6 +257,8 @@ export async function syncImages(spec: ImageMirrorSpec, options: SyncImagesOptio
             concurrency: spec.concurrency ?? IMAGE_DEFAULTS.concurrency,
             onProgress: options.onProgress,
             progressIntervalMs: options.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
+            // A tag that already names the locked digest holds the image: a no-op sync reads one tag per image.
+            skipTagged: true,
         });
         const failed = entries.flatMap((e, i) => (e.ok ? [] : [{ key: planned[i]!.key, error: e.error }]));
         if (failed.length > 0) {

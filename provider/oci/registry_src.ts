@@ -135,6 +135,8 @@ export async function fetchManifest(
 
 export class RegistryImageSource implements ImageSource {
     private readonly repository: string;
+    /** Manifests fetched by digest (they are small, and a source is one image's). */
+    private readonly fetched = new Map<string, ManifestBlob>();
 
     constructor(
         public readonly location: DockerLocation,
@@ -155,7 +157,16 @@ export class RegistryImageSource implements ImageSource {
         if (digest !== undefined) {
             parseDigest(digest);
         }
+        // By digest, a manifest never changes: a sync reads it again (to count what it holds)
+        // without asking the registry twice.
+        const known = isDigest(wanted) ? this.fetched.get(wanted) : undefined;
+        if (known !== undefined) {
+            return known;
+        }
         const manifest = await fetchManifest(this.client, this.repository, wanted);
+        if (isDigest(wanted)) {
+            this.fetched.set(wanted, manifest);
+        }
         const cache = this.options.blobLocations;
         if (cache !== undefined) {
             const { blobs, children } = references(parseManifest(manifest.bytes, manifest.mediaType));

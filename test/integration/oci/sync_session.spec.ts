@@ -106,6 +106,33 @@ describe("syncImages: one registry session per sync (real docker-registry)", fun
         );
     });
 
+    it("a re-sync of an unchanged lock asks the mirror one tag per image and writes nothing", async () => {
+        const spec: ImageMirrorSpec = {
+            images: Object.fromEntries(repos.map((r) => [`${source.host}/${r}:v1`, digest])),
+            destination: `docker://${mirror.host}/again`,
+            repositoryPath: "strip-registry",
+            tls: { insecureRegistries: [source.host, mirror.host] },
+        };
+        const first = await syncImages(spec, { registry: { insecure: "http" } });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const from = mirror.log().length;
+        const second = await syncImages(spec, { previous: first.pushed, registry: { insecure: "http" } });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const requests = mirror
+            .log()
+            .slice(from)
+            .split("\n")
+            .flatMap((l) => /^\S+ - - \[[^\]]+\] "(\w+) (\S+)/.exec(l)?.slice(1, 3).join(" ") ?? []);
+        assert.deepEqual(
+            requests.filter((r) => !r.startsWith("GET /v2/ ") && r !== "GET /v2/").sort(),
+            repos.map((r) => `HEAD /v2/again/${r}/manifests/v1`).sort(),
+        );
+        assert.deepEqual(second.mirrored, first.mirrored);
+        assert.equal(second.bytes, first.bytes);
+        assert.equal(second.blobCount, first.blobCount);
+        assert.deepEqual(second.pushed, first.pushed);
+    });
+
     it("a session gives one client per registry, shared by its holders, and closes once", async () => {
         const session = new RegistrySession(() => ({ insecure: "http" }));
         const a = session.client(source.host);

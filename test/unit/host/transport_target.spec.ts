@@ -116,3 +116,33 @@ describe("HostMirrorConfig SSH target validation", () => {
         assert.equal(shQuote("a b'c$(x)"), `'a b'\\''c$(x)'`);
     });
 });
+
+describe("the SSH connection bound", () => {
+    it("runs at most `limit` operations at once, and every one of them", async () => {
+        const { Semaphore, maxConnections } = await import("../../../provider/host/operations");
+        const bound = new Semaphore(3);
+        let active = 0;
+        let peak = 0;
+        const done: number[] = [];
+        await Promise.all(
+            Array.from({ length: 20 }, (_, i) =>
+                bound.use(async () => {
+                    active++;
+                    peak = Math.max(peak, active);
+                    await new Promise((r) => setTimeout(r, 5 + (i % 4)));
+                    active--;
+                    done.push(i);
+                }),
+            ),
+        );
+        assert.equal(peak, 3);
+        assert.equal(done.length, 20);
+        // A failing operation releases its slot too.
+        await assert.rejects(
+            bound.use(async () => Promise.reject(new Error("boom"))),
+            /boom/,
+        );
+        await Promise.all([1, 2, 3].map(() => bound.use(async () => undefined)));
+        assert.equal(maxConnections(), 16);
+    });
+});
