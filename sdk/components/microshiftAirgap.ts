@@ -4,12 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AirgapError } from "../../provider/errors";
 import { loadImageList, loadMicroShiftRelease } from "../../provider/oci/loaders";
 import { parseDockerReference } from "../../provider/oci/reference";
-import {
-    HostMirrorConfig,
-    type HostMirrorConfigArgs,
-    type HostTargetArgs,
-    type RegistryMirrorArgs,
-} from "../hostMirrorConfig";
+import { HostMirrorConfig, type HostTargetArgs, type RegistryMirrorArgs } from "../hostMirrorConfig";
 import { ImageMirror } from "../imageMirror";
 import { failInput, readInput } from "./common";
 
@@ -171,9 +166,6 @@ function checkMode(args: MicroShiftAirgapArgs): MicroShiftMode {
     return mode;
 }
 
-/** The CA goes to RHEL's `etc/pki/ca-trust/source/anchors/<name>.crt` (MicroShift hosts are RHEL). */
-const RHEL_TRUST = { caTrust: "rhel" } as Partial<HostMirrorConfigArgs>;
-
 /**
  * MicroShift's air-gap procedure as a component: the images of `release-<arch>.json` (and any
  * extra ones) mirrored with their digests to the site registry, directly or across the air gap
@@ -262,7 +254,8 @@ export class MicroShiftAirgap extends pulumi.ComponentResource {
                             ? {}
                             : {
                                   caCertificates: [{ name: MICROSHIFT_DEFAULTS.caName, pem: args.caCertificate }],
-                                  ...RHEL_TRUST,
+                                  // RHEL trust anchors: etc/pki/ca-trust/source/anchors/<name>.crt.
+                                  caTrust: "rhel",
                               }),
                     },
                     // The hosts are pointed at the registry once it serves the images.

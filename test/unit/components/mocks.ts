@@ -80,10 +80,24 @@ export async function installMocks(
             return found[0]!;
         },
         byType: (type) => all.filter((r) => r.type === type),
-        settle: (resources) =>
-            Promise.all(resources.map((r) => new Promise<string>((resolve) => r.urn.apply(resolve)))).then(
-                () => undefined,
-            ),
+        settle: (resources) => {
+            let timer: NodeJS.Timeout | undefined;
+            // A registration that fails (a claim refused inside an apply) never gives its URN.
+            const late = new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                    () => reject(new Error("resources not registered within 20 s (an input failed?)")),
+                    20_000,
+                );
+            });
+            const all = Promise.all(resources.map((r) => new Promise<string>((resolve) => r.urn.apply(resolve))));
+            return Promise.race([all, late]).then(
+                () => clearTimeout(timer),
+                (err) => {
+                    clearTimeout(timer);
+                    throw err;
+                },
+            );
+        },
     };
 }
 
