@@ -157,16 +157,18 @@ const key = config.requireSecret("sshKey");
 export const counts = roots.map((root, i) =>
     new HostMirrorConfig(\`node\${i}\`, {
         name: "site",
-        target: { ssh: { ...ssh, root, privateKey: key } as never },
+        target: config.get("baseline") === "local" ? { local: { root } } : { ssh: { ...ssh, root, privateKey: key } as never },
         registries: [{ source: "quay.io", mirrors: ["mirror.example:5000"] }],
         caCertificates: [{ name: "site-ca", pem }],
         reload: [{ command: "true", after: [] }],
     }).files.apply((f) => Object.keys(f).length),
 );
 `;
+            let baseline: Record<string, string> = {};
             t = await createProgramStack("hostssh50", {
                 source: program,
                 config: () => ({
+                    ...baseline,
                     ssh: JSON.stringify({
                         host: sshd.host,
                         port: sshd.port,
@@ -205,6 +207,22 @@ export const counts = roots.map((root, i) =>
             for (const root of roots) {
                 assert.deepEqual(fs.readdirSync(root), [], root);
             }
+            // The same program on local targets: what the engine and the program cost without SSH.
+            baseline = { baseline: "local" };
+            const localUp = await t.cli(["up", "--yes", "--skip-preview", "--non-interactive"], { timeoutMs: 900_000 });
+            assert.equal(localUp.code, 0, localUp.stdout + localUp.stderr);
+            const localPreview = await t.cli(["preview", "--expect-no-changes", "--non-interactive"], {
+                timeoutMs: 600_000,
+            });
+            assert.equal(localPreview.code, 0, localPreview.stdout + localPreview.stderr);
+            console.log(
+                `      the same ${count} on local targets: up ${(localUp.elapsedMs / 1000).toFixed(1)} s, ` +
+                    `no-op preview ${(localPreview.elapsedMs / 1000).toFixed(1)} s`,
+            );
+            const localDestroy = await t.cli(["destroy", "--yes", "--skip-preview", "--non-interactive"], {
+                timeoutMs: 900_000,
+            });
+            assert.equal(localDestroy.code, 0, localDestroy.stdout + localDestroy.stderr);
         } finally {
             await t?.dispose();
             await sshd.stop();
