@@ -22,7 +22,10 @@ export { systemDebianArchive } from "./apt/system";
 // Errors: test them by code, never by class.
 export { AirgapError, type AirgapErrorCode, hasCode, isAirgapError, type Problem } from "./errors";
 // Host configuration: render the files, apply them with backups, read them back.
-export { applyFiles, readFiles, removeFiles } from "./host/apply";
+export { applyFiles, applyHost, readFiles, removeFiles } from "./host/apply";
+export { SshTransport } from "./host/ssh";
+export { openTransport } from "./host/target";
+export { type HostTransport, LocalTransport } from "./host/transport";
 export { renderHostFiles } from "./host/render";
 export type { HostMirrorSpec } from "./host/types";
 // Images: resolve the lock, copy, drift, destroy, and the host configuration for a registry.
