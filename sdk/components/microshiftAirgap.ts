@@ -66,6 +66,11 @@ export interface MicroShiftAirgapArgs {
     caCertificate?: pulumi.Input<string>;
     /** Reach the site registry over plain HTTP or unverified TLS (and tell the hosts so). Defaults to false. */
     insecure?: boolean;
+    /**
+     * Source registries (`host[:port]`) reached over plain HTTP or unverified TLS, e.g. a local
+     * registry standing in for quay.io. Defaults to none.
+     */
+    insecureSourceRegistries?: string[];
     /** Hosts pointed at the site registry ("direct" and "disconnected" modes). Defaults to none. */
     hosts?: MicroShiftHostArgs[];
     /**
@@ -202,12 +207,16 @@ export class MicroShiftAirgap extends pulumi.ComponentResource {
                           mirroredRegistries: args.mirroredRegistries,
                       }),
                   );
+        const insecureRegistries = [
+            ...(args.insecureSourceRegistries ?? []),
+            ...(args.insecure && mode !== "connected" && args.registry !== undefined ? [args.registry] : []),
+        ];
         const tls =
-            args.caCertificate === undefined && !args.insecure
+            args.caCertificate === undefined && insecureRegistries.length === 0
                 ? undefined
                 : {
                       ...(args.caCertificate === undefined ? {} : { caCert: args.caCertificate }),
-                      ...(args.insecure && args.registry !== undefined ? { insecureRegistries: [args.registry] } : {}),
+                      ...(insecureRegistries.length === 0 ? {} : { insecureRegistries }),
                   };
         const common = {
             images,
