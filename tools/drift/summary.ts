@@ -175,7 +175,7 @@ function refreshFindings(oldOut: Record<string, unknown>, newOut: Record<string,
 export function summarizePreview(preview: PreviewJson): DriftReport {
     const errors = (preview.diagnostics ?? [])
         .filter((d) => d.severity === "error")
-        .map((d) => (d.message ?? "").trim())
+        .map((d) => (d.message ?? "").trim().replace(/^error: /, ""))
         .filter((m) => m !== "");
     const byUrn = new Map<string, ResourceDrift>();
     const entry = (urn: string): ResourceDrift => {
