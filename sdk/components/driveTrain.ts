@@ -91,6 +91,11 @@ export interface DriveTrainMirrorsArgs {
     ports?: Partial<Record<keyof typeof DRIVETRAIN_PORTS, number>>;
     /** Defaults to `DRIVETRAIN_CONTAINER_IMAGES`. */
     containerImages?: Partial<Record<keyof typeof DRIVETRAIN_CONTAINER_IMAGES, string>>;
+    /**
+     * Command of the nginx containers. Defaults to the image's own (the official image runs
+     * `nginx -g "daemon off;"`); an image without one needs e.g. ["nginx", "-g", "daemon off;"].
+     */
+    nginxCommand?: string[];
     /** Docker network mode of the containers. Defaults to "bridge" (ports published on the node). */
     networkMode?: "bridge" | "host";
     /** Cluster nodes pointed at the mirrors. Defaults to none. */
@@ -171,16 +176,34 @@ export function validateDriveTrainMirrorsArgs(args: DriveTrainMirrorsArgs): void
     }
 }
 
-/** The nginx configuration of one service: a static tree on `port`, with directory listings. */
-export function nginxSiteConfig(port: number, root: string): string {
+/**
+ * A complete nginx.conf serving static trees (`port` → `root`), with directory listings and
+ * logs to the container's output. Complete rather than a conf.d drop-in, so that the same
+ * file works in the official image and in a Debian one (whose default site also listens on 80).
+ */
+export function nginxConfig(servers: readonly { port: number; root: string }[]): string {
     return [
-        "server {",
-        `    listen ${port};`,
-        `    root ${root};`,
-        "    autoindex on;",
-        "    location / {",
-        "        try_files $uri $uri/ =404;",
-        "    }",
+        "worker_processes auto;",
+        "pid /tmp/nginx.pid;",
+        "error_log /dev/stderr;",
+        "events {",
+        "    worker_connections 1024;",
+        "}",
+        "http {",
+        "    include /etc/nginx/mime.types;",
+        "    default_type application/octet-stream;",
+        "    sendfile on;",
+        "    access_log /dev/stdout;",
+        ...servers.flatMap(({ port, root }) => [
+            "    server {",
+            `        listen ${port};`,
+            `        root ${root};`,
+            "        autoindex on;",
+            "        location / {",
+            "            try_files $uri $uri/ =404;",
+            "        }",
+            "    }",
+        ]),
         "}",
         "",
     ].join("\n");
@@ -306,6 +329,7 @@ export class DriveTrainMirrors extends pulumi.ComponentResource {
             const portsOf = (...list: number[]) =>
                 networkMode === "host" ? undefined : list.map((p) => ({ internal: p, external: p }));
             const common = { restart: "always", networkMode, mustRun: true };
+            const nginxCommand = args.nginxCommand === undefined ? {} : { command: args.nginxCommand };
             this.containers["apt-files"] = new docker.Container(
                 `${name}-apt-files`,
                 {
@@ -319,11 +343,14 @@ export class DriveTrainMirrors extends pulumi.ComponentResource {
                     ],
                     uploads: [
                         {
-                            file: "/etc/nginx/conf.d/default.conf",
-                            content:
-                                nginxSiteConfig(ports.apt, "/srv/apt") + nginxSiteConfig(ports.files, "/srv/files"),
+                            file: "/etc/nginx/nginx.conf",
+                            content: nginxConfig([
+                                { port: ports.apt, root: "/srv/apt" },
+                                { port: ports.files, root: "/srv/files" },
+                            ]),
                         },
                     ],
+                    ...nginxCommand,
                 },
                 child,
             );
@@ -355,8 +382,12 @@ export class DriveTrainMirrors extends pulumi.ComponentResource {
                         ports: portsOf(ports.git),
                         volumes: [{ hostPath: args.gitRoot, containerPath: "/srv/git", readOnly: true }],
                         uploads: [
-                            { file: "/etc/nginx/conf.d/default.conf", content: nginxSiteConfig(ports.git, "/srv/git") },
+                            {
+                                file: "/etc/nginx/nginx.conf",
+                                content: nginxConfig([{ port: ports.git, root: "/srv/git" }]),
+                            },
                         ],
+                        ...nginxCommand,
                     },
                     child,
                 );

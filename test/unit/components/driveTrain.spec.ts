@@ -217,10 +217,14 @@ describe("DriveTrainMirrors", function () {
                 ],
             );
             assert.equal(c.inputs.uploads.length, 1);
-            assert.equal(c.inputs.uploads[0].file, "/etc/nginx/conf.d/default.conf");
+            assert.equal(c.inputs.uploads[0].file, "/etc/nginx/nginx.conf");
             const conf = c.inputs.uploads[0].content as string;
             assert.match(conf, /listen 80;\n\s+root \/srv\/apt;/);
             assert.match(conf, /listen 8078;\n\s+root \/srv\/files;/);
+            // A complete configuration: nothing of the image's own default site is included.
+            assert.match(conf, /^events \{/m);
+            assert.doesNotMatch(conf, /conf\.d|sites-enabled/);
+            assert.equal(c.inputs.command, undefined);
             const pulled = containerOf("dt-nginx-image");
             assert.equal(pulled.inputs.name, "nginx:1.27");
             assert.equal(pulled.inputs.keepLocally, true);
@@ -346,6 +350,7 @@ describe("DriveTrainMirrors", function () {
             address: "10.1.1.1",
             networkMode: "host",
             ports: { apt: 8080, registry: 5001 },
+            nginxCommand: ["nginx", "-g", "daemon off;"],
             aptRoot: path.join(dir, "apt"),
         });
         const params = parse(await value(c.parameters));
@@ -354,6 +359,8 @@ describe("DriveTrainMirrors", function () {
         assert.equal(nginx.inputs.networkMode, "host");
         assert.equal(nginx.inputs.ports, undefined);
         assert.match(nginx.inputs.uploads[0].content, /listen 8080;/);
+        assert.deepEqual(nginx.inputs.command, ["nginx", "-g", "daemon off;"]);
+        assert.equal(containerOf("hostnet-registry").inputs.command, undefined);
         assert.deepEqual(containerOf("hostnet-registry").inputs.envs[0], "REGISTRY_HTTP_ADDR=0.0.0.0:5001");
         assert.equal(registered.get("hostnet-git"), undefined);
         assert.equal(params.parameters._param.linux_system_repo_url, "http://10.1.1.1:8080");
