@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { isSeq, parseDocument } from "yaml";
 import { AirgapError } from "../../provider/errors";
 import { loadMiniMirrorSources, type MiniMirrorSource, parseMiniMirrorYaml } from "../../provider/apt/minimirror";
 import { parseQuery } from "../../provider/apt/query";
@@ -161,8 +162,9 @@ function yamlErrorLine(text: string, err: AirgapError): number | undefined {
     for (const m of arg.matchAll(/([A-Za-z_]+)|\[(\d+)\]/g)) {
         pathOf.push(m[1] !== undefined ? m[1] : Number(m[2]));
     }
-    const isSeq = /^\s*-/m.test(text.replace(/^(#.*|\s*)\n/gm, "").split("\n")[0] ?? "");
-    return yamlLine(text, isSeq ? [index, ...pathOf] : pathOf);
+    // A list of sources, or one source (parseMiniMirrorYaml reads both).
+    const list = isSeq(parseDocument(text).contents);
+    return yamlLine(text, list ? [index, ...pathOf] : pathOf);
 }
 
 /** Reads the YAML form; an error names the file and the line of the entry or field. */
