@@ -231,3 +231,51 @@ export const counts = roots.map((root, i) =>
         }
     });
 });
+
+describe("HostMirrorConfig over SSH: a host that refuses, through the real CLI", function () {
+    this.timeout(300_000);
+
+    it("up fails naming the resource and host:port, and the state holds no resource", async () => {
+        const sshd = await startSshd();
+        const root = await makeTempDir("ssh-e2e-refused");
+        const wrongHostKey = (await otherHostKey()).trim();
+        let t: ProgramStack | undefined;
+        try {
+            const args = {
+                target: {
+                    ssh: { host: sshd.host, port: sshd.port, user: sshd.user, hostKey: wrongHostKey, root },
+                },
+                registries: [{ source: "quay.io", mirrors: ["mirror.example:5000"] }],
+            };
+            t = await createProgramStack("hostsshbad", {
+                source: sshProgram,
+                config: () => ({
+                    args: JSON.stringify(args),
+                    sshKey: { secret: fs.readFileSync(sshd.privateKeyPath, "utf8") },
+                }),
+            });
+            const r = await t.cli(["up", "--yes", "--skip-preview", "--non-interactive"], { timeoutMs: 300_000 });
+            const out = r.stdout + r.stderr;
+            assert.notEqual(r.code, 0, out);
+            assert.match(out, /HostMirrorConfig/);
+            assert.match(out, new RegExp(`ssh 127\\.0\\.0\\.1:${sshd.port}: host key mismatch`));
+            assert.match(out, /expected ssh-ed25519 SHA256:\S+ \(target\.ssh\.hostKey\), the host presented SHA256:/);
+            assert.deepEqual(fs.readdirSync(root), []);
+            const state = (await t.stateContent()) as { deployment: { resources?: { type: string }[] } };
+            assert.deepEqual(
+                (state.deployment.resources ?? []).filter((x) => x.type.includes("HostMirrorConfig")),
+                [],
+            );
+        } finally {
+            await t?.dispose();
+            await sshd.stop();
+            await removeTempDir(root);
+        }
+    });
+});
+
+/** A fresh ed25519 public key in known_hosts form, not the server's. */
+async function otherHostKey(): Promise<string> {
+    const { utils } = await import("ssh2");
+    return utils.generateKeyPairSync("ed25519").public.split(/\s+/).slice(0, 2).join(" ");
+}
