@@ -46,10 +46,10 @@ export interface MicroShiftAirgapArgs {
     mode?: MicroShiftMode;
     /**
      * The OCI archive carried across the air gap (absolute path): written in "connected" mode,
-     * read in "disconnected" mode (it must be there). Required in those modes.
+     * read in "disconnected" mode (it must be there). Required in those modes; defaults to none.
      */
     archive?: string;
-    /** The site's mirror registry, `host[:port]`. Required in "direct" and "disconnected" modes. */
+    /** The site's mirror registry, `host[:port]`. Required in "direct" and "disconnected" modes; defaults to none. */
     registry?: string;
     /**
      * How the site registry names a source repository: "strip-registry" (`<registry>/org/app`,

@@ -80,10 +80,13 @@ export interface MiniMirrorArgs {
     /**
      * A mini-mirror `sources/` tree: `<prefix>/<name>/source.txt` (`source_url source_key_url
      * dist components...`) and `<prefix>/<name>/packages.txt` (one package query a line).
-     * Exactly one of `sourcesDir` and `sourcesYaml`.
+     * Exactly one of `sourcesDir` and `sourcesYaml`. Defaults to none (then `sourcesYaml`).
      */
     sourcesDir?: string;
-    /** A file in mini-mirror's YAML form (`name`, `url`, `key_url`, `components`, `subrepos[]`). */
+    /**
+     * A file in mini-mirror's YAML form (`name`, `url`, `key_url`, `components`, `subrepos[]`):
+     * the prefix is `name`, one suite per `subrepos[].distribution`. Defaults to none (then `sourcesDir`).
+     */
     sourcesYaml?: string;
     /** Existing directory the suites are published under, as `<publishRoot>/<prefix>/dists/<dist>`. */
     publishRoot: string;
@@ -103,7 +106,7 @@ export interface MiniMirrorArgs {
     lockDir?: string;
     /** Origin and Label of the published Releases. Defaults to none. */
     origin?: pulumi.Input<string>;
-    /** The nginx container serving `publishRoot`. */
+    /** The nginx container serving `publishRoot`. Defaults to each field's default (nginx:1.27 on port 8888). */
     container?: MiniMirrorContainerArgs;
     /** Declare the nginx container. Defaults to true; false publishes the suites only. */
     serve?: boolean;
