@@ -8,7 +8,49 @@ import { type OnePackageSite, onePackageSite } from "../../harness/fixtures/apts
 import { freePort, run, waitUntil } from "../../harness/servers/process";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { installMocks, type Recorder } from "../../unit/components/mocks";
+import { singleLayout, skopeo, skopeoRaw } from "../oci/registry_helpers";
+import { digestOf } from "../../../provider/oci/digest";
 import { type DockerEngine, dockerUnavailable, nginxRootfs, startDockerd } from "./nginxImage";
+
+/**
+ * A registry image from the machine's Debian docker-registry: the binary, the libraries it
+ * loads and a configuration without authentication, imported with the binary as its command
+ * (as registry:2 has one); the component's environment sets the address, storage and deletes.
+ */
+async function importRegistryImage(engine: DockerEngine, name: string): Promise<void> {
+    const dir = await makeTempDir("dt-registry-rootfs");
+    const copy = (file: string) => {
+        fs.mkdirSync(path.join(dir, path.dirname(file)), { recursive: true });
+        fs.copyFileSync(file, path.join(dir, file));
+        fs.chmodSync(path.join(dir, file), 0o755);
+    };
+    copy("/usr/bin/docker-registry");
+    const ldd = await run("ldd", ["/usr/bin/docker-registry"]);
+    for (const m of ldd.stdout.matchAll(/(\/\S+\.so[.\d]*)/g)) {
+        copy(fs.realpathSync(m[1]!));
+        if (fs.realpathSync(m[1]!) !== m[1]) {
+            fs.mkdirSync(path.join(dir, path.dirname(m[1]!)), { recursive: true });
+            fs.copyFileSync(fs.realpathSync(m[1]!), path.join(dir, m[1]!));
+        }
+    }
+    fs.mkdirSync(path.join(dir, "etc/docker/registry"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "tmp"), { mode: 0o1777 });
+    fs.writeFileSync(
+        path.join(dir, "etc/docker/registry/config.yml"),
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n",
+    );
+    const tar = await run("tar", ["-C", dir, "--owner=0", "--group=0", "-c", "."]);
+    await engine.docker(
+        [
+            "import",
+            "--change",
+            'CMD ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]',
+            "-",
+            name,
+        ],
+        { input: tar.stdoutBytes },
+    );
+}
 
 /**
  * The nginx containers DriveTrainMirrors declares (APT trees and plain files; git over HTTP),
@@ -47,7 +89,7 @@ async function uploadsTar(uploads: { file: string; content: string }[]): Promise
     return tar.stdoutBytes;
 }
 
-describe("DriveTrainMirrors' nginx containers run by a real dockerd", function () {
+describe("DriveTrainMirrors' containers run by a real dockerd", function () {
     this.timeout(1_800_000);
 
     let engine: DockerEngine | undefined;
@@ -182,5 +224,53 @@ describe("DriveTrainMirrors' nginx containers run by a real dockerd", function (
         assert.equal(fs.readFileSync(path.join(clone, "README"), "utf8"), "cluster model\n");
         const logs = await engine!.docker(["logs", "dtd-git"]);
         assert.match(logs.stdout + logs.stderr, /GET \/model\.git\/info\/refs/);
+    });
+
+    it("run the registry on the declared port with its storage on the node, deletes enabled", async () => {
+        const registryImage = "airgap-test/registry:debian";
+        await importRegistryImage(engine!, registryImage);
+        const registryRoot = path.join(work, "registry");
+        fs.mkdirSync(registryRoot);
+        const port = await freePort();
+        const dt = new DriveTrainMirrors("dtr", {
+            address: "127.0.0.1",
+            aptRoot: path.join(work, "apt"),
+            registryRoot,
+            ports: { registry: port },
+            networkMode: "host",
+            containerImages: { nginx: image, registry: registryImage },
+        });
+        await mocks.settle(Object.values(dt.containers));
+        const spec = mocks.get("dtr-registry").inputs;
+        assert.equal(spec.image, registryImage);
+        await engine!.docker(createArgs(spec));
+        started.push(spec.name);
+        await engine!.docker(["start", spec.name]);
+        const urls = await new Promise<Record<string, string>>((resolve) => dt.urls.apply(resolve));
+        assert.equal(urls.registry, `127.0.0.1:${port}`);
+        await waitUntil(async () => (await fetch(`http://${urls.registry}/v2/`).catch(() => undefined))?.ok ?? false, {
+            what: "the registry to answer",
+            timeoutMs: 30_000,
+            intervalMs: 200,
+        }).catch(async (err) => {
+            const logs = await engine!.docker(["logs", spec.name], { check: false });
+            throw new Error(`${(err as Error).message}\n--- container log ---\n${logs.stdout}${logs.stderr}`);
+        });
+        const ref = `docker://${urls.registry}/mirantis/salt:2019.2.0`;
+        await skopeo(["copy", "--dest-tls-verify=false", await singleLayout("2019.2.0", 1500, 3), ref]);
+        const digest = digestOf(await skopeoRaw(ref));
+        // Stored in the node's directory, where the volume puts it.
+        assert.ok(
+            fs.existsSync(
+                path.join(
+                    registryRoot,
+                    "docker/registry/v2/repositories/mirantis/salt/_manifests/revisions/sha256",
+                    digest.slice(7),
+                ),
+            ),
+        );
+        // Deletes are enabled (ImageMirror removes what it pushed on destroy).
+        await skopeo(["delete", "--tls-verify=false", ref]);
+        assert.notEqual((await skopeo(["inspect", "--raw", "--tls-verify=false", ref], false)).code, 0);
     });
 });
