@@ -21,7 +21,6 @@
  *   vmOutput                also build this qcow2 mirror VM image   none
  *   vmBaseImage             a bootable base for it                  none (data disk)
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { MiniMirror } from "pulumi-airgap";
@@ -30,7 +29,6 @@ const config = new pulumi.Config();
 const sourcesYaml = config.get("sourcesYaml");
 const publishRoot = path.resolve(config.get("publishRoot") ?? "/srv/mini-mirror");
 const lockDir = path.resolve(config.get("lockDir") ?? "locks");
-fs.mkdirSync(lockDir, { recursive: true });
 const keyring = config.get("keyring");
 const vmOutput = config.get("vmOutput");
 const vmBaseImage = config.get("vmBaseImage");

@@ -101,7 +101,7 @@ export interface MiniMirrorArgs {
     /**
      * Directory of lock files, one per suite (`<prefix>_<dist>.lock.json`): the resolved
      * packages are pinned there and upstream is not asked again while the sources are unchanged.
-     * Defaults to none (resolved from upstream on every run).
+     * Created by `pulumi up` when missing. Defaults to none (resolved from upstream on every run).
      */
     lockDir?: string;
     /** Origin and Label of the published Releases. Defaults to none. */
@@ -337,6 +337,10 @@ export class MiniMirror extends pulumi.ComponentResource {
             failInput(SHOWN, name, new Error("vm.output: the qcow2 image to write is required with vm"));
         }
 
+        if (args.lockDir !== undefined && !pulumi.runtime.isDryRun()) {
+            // An update writes the lock files there; a preview writes nothing.
+            fs.mkdirSync(args.lockDir, { recursive: true });
+        }
         this.suites = suites;
         this.mirrors = suites.map(
             (s) =>

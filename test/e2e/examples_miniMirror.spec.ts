@@ -29,6 +29,7 @@ describe("examples/mini-mirror (serve: false) with the real Pulumi CLI", functio
     let publishRoot: string;
     let served: StaticServer;
     let sources: string;
+    let lockDir: string;
     let t: ProgramStack;
     const timings: Record<string, number> = {};
     const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
@@ -73,6 +74,7 @@ describe("examples/mini-mirror (serve: false) with the real Pulumi CLI", functio
         write("debian/bookworm/packages.txt", "# the nodes' packages\napp (>= 1.0\n");
         write("debian/updates/source.txt", `${upstream.url} file://${keyFile} bookworm-updates main\n`);
         write("debian/updates/packages.txt", "tool\n");
+        lockDir = path.join(work, "locks");
         publishRoot = path.join(work, "srv");
         fs.mkdirSync(publishRoot);
         served = await startStaticServer(publishRoot);
@@ -81,7 +83,7 @@ describe("examples/mini-mirror (serve: false) with the real Pulumi CLI", functio
             config: () => ({
                 sourcesDir: sources,
                 publishRoot,
-                lockDir: path.join(work, "locks"),
+                lockDir,
                 serve: "false",
                 signingKey: { secret: signing.keys[0]!.privateKeyArmored },
             }),
@@ -110,6 +112,7 @@ describe("examples/mini-mirror (serve: false) with the real Pulumi CLI", functio
             t.lastOutput(),
         );
         assert.deepEqual(snapshotTree(publishRoot), {});
+        assert.ok(!fs.existsSync(lockDir), "the preview made the lock directory");
     });
 
     it("up publishes both suites of the debian prefix, signed; apt-get installs from them", async () => {
@@ -120,6 +123,10 @@ describe("examples/mini-mirror (serve: false) with the real Pulumi CLI", functio
             "debian/bookworm": { "app/amd64": "1.0-1", "libapp1/amd64": "1.0-1" },
             "debian/bookworm-updates": { "tool/amd64": "3.1-1" },
         });
+        assert.deepEqual(fs.readdirSync(lockDir).sort(), [
+            "debian_bookworm-updates.lock.json",
+            "debian_bookworm.lock.json",
+        ]);
         assert.deepEqual(r.outputs.aptLines, [
             "deb http://{host}:8888/debian bookworm main",
             "deb http://{host}:8888/debian bookworm-updates main",
