@@ -37,7 +37,7 @@ function record(name: string, stdout: string): void {
     const stripped = JSON.stringify(
         json,
         (k, v) => (k === "__provider" || k === "stackTrace" || k === "sourcePosition" ? undefined : v),
-        2,
+        4,
     );
     fs.writeFileSync(path.join(dir, `${name}.json`), `${stripped}\n`);
 }
