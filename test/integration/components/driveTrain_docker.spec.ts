@@ -10,7 +10,15 @@ import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { installMocks, type Recorder } from "../../unit/components/mocks";
 import { singleLayout, skopeo, skopeoRaw } from "../oci/registry_helpers";
 import { digestOf } from "../../../provider/oci/digest";
-import { type DockerEngine, dockerUnavailable, nginxRootfs, startDockerd } from "./nginxImage";
+import {
+    type ContainerSpec,
+    createArgs,
+    type DockerEngine,
+    dockerUnavailable,
+    nginxRootfs,
+    startDockerd,
+    uploadsTar,
+} from "./nginxImage";
 
 /**
  * A registry image from the machine's Debian docker-registry: the binary, the libraries it
@@ -59,35 +67,7 @@ async function importRegistryImage(engine: DockerEngine, name: string): Promise<
  * port, and git clones from the git port.
  */
 
-type Spec = Record<string, any>;
-
-/** `docker create` arguments for a docker.Container spec (the inputs the provider receives). */
-function createArgs(spec: Spec): string[] {
-    const args = ["create", "--name", spec.name];
-    if (spec.networkMode !== undefined) args.push("--network", spec.networkMode);
-    if (spec.restart !== undefined) args.push("--restart", spec.restart);
-    for (const e of spec.envs ?? []) args.push("--env", e);
-    for (const v of spec.volumes ?? []) {
-        args.push("--volume", `${v.hostPath}:${v.containerPath}${v.readOnly ? ":ro" : ""}`);
-    }
-    for (const p of spec.ports ?? []) {
-        args.push("--publish", `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}/${p.protocol ?? "tcp"}`);
-    }
-    args.push(spec.image, ...(spec.command ?? []));
-    return args;
-}
-
-/** The uploads as one tar (paths relative to /), as the provider copies them into the container. */
-async function uploadsTar(uploads: { file: string; content: string }[]): Promise<Buffer> {
-    const dir = await makeTempDir("dt-uploads");
-    for (const u of uploads) {
-        const target = path.join(dir, u.file);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        fs.writeFileSync(target, u.content, { mode: 0o644 });
-    }
-    const tar = await run("tar", ["-C", dir, "--owner=0", "--group=0", "-c", ...uploads.map((u) => u.file.slice(1))]);
-    return tar.stdoutBytes;
-}
+type Spec = ContainerSpec;
 
 describe("DriveTrainMirrors' containers run by a real dockerd", function () {
     this.timeout(1_800_000);

@@ -5,10 +5,18 @@ import { syncMirror } from "../../../provider/apt/mirror";
 import { MiniMirror } from "../../../sdk/components/miniMirror";
 import { describeAptResult, makeAptClient } from "../../harness/fixtures/aptget";
 import { type OnePackageSite, onePackageSite } from "../../harness/fixtures/aptsite";
-import { freePort, run, waitUntil } from "../../harness/servers/process";
+import { freePort, waitUntil } from "../../harness/servers/process";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
 import { installMocks, type Recorder } from "../../unit/components/mocks";
-import { type DockerEngine, dockerUnavailable, nginxRootfs, startDockerd } from "./nginxImage";
+import {
+    type ContainerSpec,
+    createArgs,
+    type DockerEngine,
+    dockerUnavailable,
+    nginxRootfs,
+    startDockerd,
+    uploadsTar,
+} from "./nginxImage";
 
 /**
  * The nginx container MiniMirror declares, run exactly as declared by a real Docker engine:
@@ -19,43 +27,7 @@ import { type DockerEngine, dockerUnavailable, nginxRootfs, startDockerd } from 
  * produced, and apt-get, with signature checking, installs from it through the container's port.
  */
 
-type Spec = Record<string, any>;
-
-/** `docker create` arguments for a docker.Container spec (the inputs the provider receives). */
-function createArgs(spec: Spec): string[] {
-    const args = ["create", "--name", spec.name];
-    if (spec.networkMode !== undefined) args.push("--network", spec.networkMode);
-    if (spec.restart !== undefined) args.push("--restart", spec.restart);
-    for (const l of spec.labels ?? []) args.push("--label", `${l.label}=${l.value}`);
-    for (const e of spec.envs ?? []) args.push("--env", e);
-    for (const v of spec.volumes ?? []) {
-        args.push("--volume", `${v.hostPath}:${v.containerPath}${v.readOnly ? ":ro" : ""}`);
-    }
-    for (const p of spec.ports ?? []) {
-        args.push("--publish", `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}/${p.protocol ?? "tcp"}`);
-    }
-    args.push(spec.image, ...(spec.command ?? []));
-    return args;
-}
-
-/** The uploads as one tar (paths relative to /), as the provider copies them into the container. */
-async function uploadsTar(uploads: { file: string; content: string }[]): Promise<Buffer> {
-    const dir = await makeTempDir("uploads");
-    for (const u of uploads) {
-        const target = path.join(dir, u.file);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        fs.writeFileSync(target, u.content, { mode: 0o644 });
-    }
-    const tar = await run("tar", [
-        "-C",
-        dir,
-        "--owner=0",
-        "--group=0",
-        "-c",
-        ...uploads.map((u) => u.file.replace(/^\//, "")),
-    ]);
-    return tar.stdoutBytes;
-}
+type Spec = ContainerSpec;
 
 describe("MiniMirror's nginx container run by a real dockerd", function () {
     this.timeout(1_800_000);

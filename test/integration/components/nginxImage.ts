@@ -8,101 +8,59 @@
  * sources, lists, caches and logs are removed, and the tree's configuration and state
  * directories are searched for it before packing.
  *
- * `startDockerd()` runs dockerd as root with private data and exec roots, socket and pidfile
- * under a temporary directory, `--iptables=false --bridge=none` (containers use the host's
- * network), in a private mount namespace so that what it writes outside its roots (/run, /opt,
- * /etc/docker) stays off the machine.
+ * The private Docker engine is `startDockerd()` of test/harness/servers/dockerd.ts.
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { systemAptSources } from "../../../provider/apt/system";
 import { packageRoot } from "../../harness/program";
-import { run, startProcess, waitUntil } from "../../harness/servers/process";
-import { makeTempDir, removeTempDir } from "../../harness/tmp";
+import { run } from "../../harness/servers/process";
+import { makeTempDir } from "../../harness/tmp";
 
 /** Bump when the way the tree is made changes: it is part of the cache key. */
 const ROOTFS_VERSION = 1;
 
-export interface DockerEngine {
-    readonly socket: string;
-    /** Runs the docker client against this engine. */
-    docker(
-        args: string[],
-        opts?: { input?: string | Buffer; check?: boolean; timeoutMs?: number },
-    ): ReturnType<typeof run>;
-    log(): string;
-    stop(): Promise<void>;
-}
+export { type DockerEngine, dockerClient, dockerUnavailable, startDockerd } from "../../harness/servers/dockerd";
 
-export function dockerClient(): string {
-    return fs.existsSync("/usr/bin/docker") ? "/usr/bin/docker" : "docker";
-}
+/** The inputs of a declared docker.Container, as the Docker provider receives them. */
+// biome-ignore lint/suspicious/noExplicitAny: the recorded inputs are whatever the component declared.
+export type ContainerSpec = Record<string, any>;
 
-/** Why the engine cannot run here, or undefined when it can. */
-export function dockerUnavailable(): string | undefined {
-    if (process.getuid?.() !== 0) return "dockerd needs root";
-    for (const tool of ["/usr/sbin/dockerd", "/usr/bin/unshare"]) {
-        if (!fs.existsSync(tool)) return `${tool} is missing (Debian package docker.io, util-linux)`;
+/** `docker create` arguments for a docker.Container spec (the inputs the provider receives). */
+export function createArgs(spec: ContainerSpec): string[] {
+    const args = ["create", "--name", spec.name];
+    if (spec.networkMode !== undefined) args.push("--network", spec.networkMode);
+    if (spec.restart !== undefined) args.push("--restart", spec.restart);
+    for (const l of spec.labels ?? []) args.push("--label", `${l.label}=${l.value}`);
+    for (const e of spec.envs ?? []) args.push("--env", e);
+    for (const v of spec.volumes ?? []) {
+        args.push("--volume", `${v.hostPath}:${v.containerPath}${v.readOnly ? ":ro" : ""}`);
     }
-    return undefined;
+    for (const p of spec.ports ?? []) {
+        args.push("--publish", `${p.ip ?? "0.0.0.0"}:${p.external}:${p.internal}/${p.protocol ?? "tcp"}`);
+    }
+    args.push(spec.image, ...(spec.command ?? []));
+    return args;
 }
 
-export async function startDockerd(): Promise<DockerEngine> {
-    const dir = await makeTempDir("dockerd");
-    const socket = path.join(dir, "d.sock");
-    const privateDirs = [
-        "mount -t tmpfs tmpfs /run",
-        "mount -t tmpfs tmpfs /opt",
-        "if [ -d /etc/docker ]; then mount -t tmpfs tmpfs /etc/docker; fi",
-        'exec "$@"',
-    ].join(" && ");
-    const proc = startProcess(
-        "unshare",
-        [
-            "-m",
-            "sh",
-            "-c",
-            privateDirs,
-            "sh",
-            "dockerd",
-            "--data-root",
-            path.join(dir, "data"),
-            "--exec-root",
-            path.join(dir, "exec"),
-            "-H",
-            `unix://${socket}`,
-            "--pidfile",
-            path.join(dir, "docker.pid"),
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-            "--storage-driver=vfs",
-        ],
-        { name: "dockerd" },
-    );
-    const docker: DockerEngine["docker"] = (args, opts = {}) =>
-        run(dockerClient(), ["-H", `unix://${socket}`, ...args], {
-            check: opts.check ?? true,
-            timeoutMs: opts.timeoutMs ?? 300_000,
-            ...(opts.input === undefined ? {} : { input: opts.input }),
-        });
-    const stop = async () => {
-        await proc.stop(20_000);
-        await removeTempDir(dir);
-    };
-    try {
-        await waitUntil(async () => (await docker(["version"], { check: false })).code === 0, {
-            what: "dockerd to answer on its socket",
-            process: proc,
-            timeoutMs: 90_000,
-            intervalMs: 200,
-        });
-    } catch (err) {
-        await stop();
-        throw err;
+/** The uploads as one tar (paths relative to /), as the provider copies them into the container. */
+export async function uploadsTar(uploads: { file: string; content: string }[]): Promise<Buffer> {
+    const dir = await makeTempDir("uploads");
+    for (const u of uploads) {
+        const target = path.join(dir, u.file);
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, u.content, { mode: 0o644 });
     }
-    return { socket, docker, log: () => proc.log(), stop };
+    const tar = await run("tar", [
+        "-C",
+        dir,
+        "--owner=0",
+        "--group=0",
+        "-c",
+        ...uploads.map((u) => u.file.replace(/^\//, "")),
+    ]);
+    return tar.stdoutBytes;
 }
 
 interface Plan {

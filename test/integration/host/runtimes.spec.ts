@@ -16,6 +16,7 @@ import type { HostMirrorSpec } from "../../../provider/host/types";
 import { makeAptClient } from "../../harness/fixtures/aptget";
 import { buildRepo } from "../../harness/fixtures/aptrepo";
 import { makeOciImage, type OciImage } from "../../harness/fixtures/oci";
+import { startDockerd } from "../../harness/servers/dockerd";
 import { startStaticServer } from "../../harness/servers/http";
 import { type ManagedProcess, run, startProcess, waitUntil } from "../../harness/servers/process";
 import { type RegistryServer, startRegistry } from "../../harness/servers/registry";
@@ -285,11 +286,10 @@ describe("HostMirrorConfig files judged by the container runtimes pulling throug
             "insecure-registries": [registry.host],
         });
 
-        const daemon = await startDockerd(daemonJson);
+        const daemon = await startDockerd({ configFile: daemonJson });
         timings["dockerd startup"] = Date.now() - started;
         try {
-            const docker = (args: string[]) =>
-                run(dockerClient(), ["-H", `unix://${daemon.socket}`, ...args], { check: false, timeoutMs: 180_000 });
+            const docker = (args: string[]) => daemon.docker(args, { check: false, timeoutMs: 180_000 });
             const info = await docker([
                 "info",
                 "--format",
@@ -587,63 +587,6 @@ async function startContainerd(): Promise<Daemon> {
             timeoutMs: 60_000,
             intervalMs: 100,
         });
-    } catch (err) {
-        await stop();
-        throw err;
-    }
-    return { socket, process: proc, stop };
-}
-
-function dockerClient(): string {
-    return fs.existsSync("/usr/bin/docker") ? "/usr/bin/docker" : "docker";
-}
-
-async function startDockerd(configFile: string): Promise<Daemon> {
-    const dir = await makeTempDir("dockerd");
-    const socket = path.join(dir, "d.sock");
-    // dockerd also writes outside its roots (/etc/docker/key.json, /run/docker/plugins, and its
-    // managed containerd /opt/containerd): a private mount namespace gives it empty ones there.
-    const privateDirs = [
-        "mount -t tmpfs tmpfs /run",
-        "mount -t tmpfs tmpfs /opt",
-        "if [ -d /etc/docker ]; then mount -t tmpfs tmpfs /etc/docker; fi",
-        'exec "$@"',
-    ].join(" && ");
-    const proc = startProcess(
-        "unshare",
-        [
-            "-m",
-            "sh",
-            "-c",
-            privateDirs,
-            "sh",
-            "dockerd",
-            "--data-root",
-            path.join(dir, "data"),
-            "--exec-root",
-            path.join(dir, "exec"),
-            "-H",
-            `unix://${socket}`,
-            "--pidfile",
-            path.join(dir, "docker.pid"),
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-            "--storage-driver=vfs",
-            "--config-file",
-            configFile,
-        ],
-        { name: "dockerd" },
-    );
-    const stop = async () => {
-        await proc.stop(20_000);
-        await removeTempDir(dir);
-    };
-    try {
-        await waitUntil(
-            async () => (await run(dockerClient(), ["-H", `unix://${socket}`, "version"], { check: false })).code === 0,
-            { what: "dockerd to answer on its socket", process: proc, timeoutMs: 90_000, intervalMs: 200 },
-        );
     } catch (err) {
         await stop();
         throw err;
