@@ -16,21 +16,10 @@ import type { ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import { AirgapError } from "../errors";
 import { tempPathBeside } from "../store/atomic";
 import { type FileStat, type HostTransport, type RunResult, resolveUnder, tail } from "./transport";
+import type { SshTarget } from "./types";
 
-export interface SshTargetOptions {
-    host: string;
-    port?: number;
-    user: string;
-    /** Armored OpenSSH (or PEM) private key text. */
-    privateKey: string;
-    /** "ssh-ed25519 AAAA…" as in known_hosts (a leading host field is accepted and ignored). */
-    hostKey: string;
-    sudo?: boolean;
-    /** Remote directory that stands for "/". Defaults to "/". */
-    root?: string;
-    /** Milliseconds for the TCP connection and the SSH handshake. Defaults to 10 s. */
-    connectTimeoutMs?: number;
-}
+/** What reaching a host over SSH takes: the SSH target of a host's configuration. */
+export type SshTargetOptions = SshTarget;
 
 /** "ssh://user@host:port/root": how a target is named in ids, claims and messages. */
 export function sshPlace(o: Pick<SshTargetOptions, "host" | "port" | "user" | "root">): string {
