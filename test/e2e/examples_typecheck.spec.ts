@@ -12,7 +12,7 @@ import { cleanupAll, makeTempDir } from "../harness/tmp";
  * repository's source paths. A program that misuses the API fails, so the check can fail.
  */
 
-const EXAMPLES = ["mini-mirror", "microshift-airgap"];
+const EXAMPLES = ["mini-mirror", "microshift-airgap", "drivetrain"];
 const tsc = path.join(packageRoot, "node_modules", "typescript", "bin", "tsc");
 
 async function typecheck(entry: string): Promise<{ code: number | null; output: string }> {
@@ -49,6 +49,7 @@ describe("examples of the components type-check against the package", function (
         const d = fs.readFileSync(types, "utf8");
         assert.match(d, /components\/miniMirror/);
         assert.match(d, /components\/microshiftAirgap/);
+        assert.match(d, /components\/driveTrain/);
     });
 
     after(cleanupAll);
@@ -59,7 +60,7 @@ describe("examples of the components type-check against the package", function (
             for (const f of ["Pulumi.yaml", "package.json", "README.md", "index.ts"]) {
                 assert.ok(fs.existsSync(path.join(dir, f)), `${name}/${f} is missing`);
             }
-            assert.match(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"), new RegExp(`^name: ${name}$`, "m"));
+            assert.match(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"), new RegExp(`^name: ${name}(-[a-z]+)?$`, "m"));
             const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
             assert.ok(pkg.dependencies["pulumi-airgap"], "package.json does not depend on pulumi-airgap");
             const r = await typecheck(path.join(dir, "index.ts"));
