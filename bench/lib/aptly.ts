@@ -14,8 +14,11 @@ export interface AptlyOptions {
     /** Upstream root URL and suite. */
     url: string;
     distribution: string;
-    /** aptly filter (`-filter`), followed with `-filter-with-deps`. */
-    filter: string;
+    /**
+     * aptly filter (`-filter`), followed with `-filter-with-deps`; undefined mirrors the whole
+     * suite (no filter).
+     */
+    filter?: string;
     /** A keyring file (binary OpenPGP keys) holding the upstream's public key, for gpgv. */
     trustedKeyring: string;
     /** GNUPGHOME holding the secret key that signs the publication. */
@@ -87,8 +90,7 @@ export async function makeAptlySide(options: AptlyOptions): Promise<AptlySide> {
                 "mirror",
                 "create",
                 "-architectures=amd64",
-                `-filter=${options.filter}`,
-                "-filter-with-deps",
+                ...(options.filter === undefined ? [] : [`-filter=${options.filter}`, "-filter-with-deps"]),
                 keyring,
                 mirror,
                 options.url,

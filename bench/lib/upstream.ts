@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
     type AptRepo,
     type BuiltDeb,
@@ -179,10 +179,9 @@ export async function buildDebs(specs: readonly DebSpec[], cacheDir?: string): P
     return mapLimit(specs, availableParallelism() * 2, async (spec) => {
         const arch = spec.arch ?? "amd64";
         const fileName = debFileName(spec.name, spec.version, arch);
-        const outDir =
-            tmpDir ?? join(cacheDir!, createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 24));
+        const path = tmpDir === undefined ? cachedDebPath(spec, cacheDir!) : join(tmpDir, fileName);
+        const outDir = dirname(path);
         await mkdir(outDir, { recursive: true });
-        const path = join(outDir, fileName);
         if (cacheDir !== undefined && existsSync(path)) {
             const bytes = await readFile(path);
             return {
@@ -200,15 +199,61 @@ export async function buildDebs(specs: readonly DebSpec[], cacheDir?: string): P
     });
 }
 
+/** A package given a new version upstream. */
+export interface PackageChange {
+    name: string;
+    version: string;
+}
+
+/**
+ * `percent` % of `selected` (package names; at least one), spread evenly over them in name
+ * order, so that every run of the same upstream changes the same packages.
+ */
+export function pickChanged(selected: Iterable<string>, percent: number): string[] {
+    const names = [...new Set(selected)].sort();
+    const count = Math.min(names.length, Math.max(1, Math.round((names.length * percent) / 100)));
+    const step = names.length / count;
+    return Array.from({ length: count }, (_, i) => names[Math.floor(i * step)]!);
+}
+
+/**
+ * The version a changed package gets in run `run`: its generated version with `+benchN`
+ * appended, which dpkg orders after it and after the versions of earlier runs.
+ */
+export function changedVersion(plan: UpstreamPlan, name: string, run: number): string {
+    const spec = plan.specs.find((s) => s.name === name);
+    if (spec === undefined) throw new Error(`the upstream has no package ${name}`);
+    return `${spec.version}+bench${run}`;
+}
+
 export interface Upstream {
     repo: AptRepo;
     plan: UpstreamPlan;
     debs: BuiltDeb[];
+    /** Time spent building (or reading from the cache) the `.deb`s, and how many were built. */
+    debsMs: number;
+    debsBuilt: number;
     /**
      * Replaces the changed package's current version with `version` (which must be newer),
      * re-indexes and re-signs.
      */
     applyChange(version: string): Promise<void>;
+    /**
+     * Replaces the current version of each named package with the given (newer) one, then
+     * re-indexes and re-signs once.
+     */
+    applyChanges(changes: readonly PackageChange[]): Promise<void>;
+}
+
+/** How many of `specs` are not in `cacheDir` yet (all of them without a cache). */
+export function missingDebs(specs: readonly DebSpec[], cacheDir?: string): number {
+    if (cacheDir === undefined) return specs.length;
+    return specs.filter((spec) => !existsSync(cachedDebPath(spec, cacheDir))).length;
+}
+
+function cachedDebPath(spec: DebSpec, cacheDir: string): string {
+    const fileName = debFileName(spec.name, spec.version, spec.arch ?? "amd64");
+    return join(cacheDir, createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 24), fileName);
 }
 
 export async function buildUpstream(options: {
@@ -217,25 +262,40 @@ export async function buildUpstream(options: {
     debCache?: string;
 }): Promise<Upstream> {
     const { plan } = options;
+    const debsStart = performance.now();
+    const debsBuilt = missingDebs(plan.specs, options.debCache);
     const debs = await buildDebs(plan.specs, options.debCache);
-    let current = plan.change.version;
+    const debsMs = performance.now() - debsStart;
+    const current = new Map(plan.specs.map((s) => [s.name, s.version]));
     const repo = await buildRepo({
         distribution: "stable",
         components: { main: debs },
         keyring: options.keyring,
         origin: "bench-upstream",
     });
+    const specOf = new Map(plan.specs.map((s) => [s.name, s]));
+    const applyChanges = async (changes: readonly PackageChange[]) => {
+        const built = await buildDebs(
+            changes.map(({ name, version }) => {
+                const spec = specOf.get(name);
+                if (spec === undefined) throw new Error(`the upstream has no package ${name}`);
+                return { ...spec, version };
+            }),
+            options.debCache,
+        );
+        for (const { name } of changes) {
+            await repo.removeDebs("main", name, current.get(name), { reindex: false });
+        }
+        await repo.addDebs("main", built);
+        for (const { name, version } of changes) current.set(name, version);
+    };
     return {
         repo,
         plan,
         debs,
-        async applyChange(version) {
-            const { name } = plan.change;
-            const spec = plan.specs.find((s) => s.name === name)!;
-            const [built] = await buildDebs([{ ...spec, version }], options.debCache);
-            await repo.removeDebs("main", name, current, { reindex: false });
-            await repo.addDebs("main", [built!]);
-            current = version;
-        },
+        debsMs,
+        debsBuilt,
+        applyChange: (version) => applyChanges([{ name: plan.change.name, version }]),
+        applyChanges,
     };
 }

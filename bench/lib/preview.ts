@@ -1,0 +1,91 @@
+/**
+ * `pulumi preview --expect-no-changes` of a mirror, with the real CLI: a program directory of
+ * the deployment repository the end-to-end suites install (`npm pack` of this package,
+ * test/harness/program.ts), running their AptMirror program (test/e2e/programs.ts) with the
+ * arguments as stack configuration and a lock file, on a local file backend with passphrase
+ * secrets. `pulumi up` once, then previews with the lock unchanged.
+ */
+import { statSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { AptMirrorArgs } from "../../sdk";
+import { aptProgram } from "../../test/e2e/programs";
+import { type CliResult, createProgramStack } from "../../test/harness/program";
+import { makeTempDir } from "../../test/harness/tmp";
+
+export interface PreviewOptions {
+    source: { url: string; distribution: string; components: string[]; architectures: string[]; key: string };
+    queries: string[];
+    withDeps: boolean;
+    prefix: string;
+    signingKey: string;
+    /** How many previews. */
+    previews: number;
+    log(line: string): void;
+}
+
+export interface PreviewResult {
+    /** `pulumi stack init`, config, `npm pack` and install of the deployment repository. */
+    setupMs: number;
+    upMs: number;
+    packageCount: number;
+    previewMs: number[];
+    /** The stack's checkpoint file (`.pulumi/stacks/<project>/<stack>.json`) after `up`. */
+    stateBytes: number;
+    lockBytes: number;
+}
+
+const failed = (what: string, r: CliResult) =>
+    new Error(`${what} exited with ${r.code}\n${r.stdout.slice(-4000)}${r.stderr.slice(-4000)}`);
+
+export async function measurePreview(options: PreviewOptions): Promise<PreviewResult> {
+    const work = await makeTempDir("bench-preview");
+    const root = join(work, "root");
+    await mkdir(root);
+    const lockFile = join(work, "mirror.lock.json");
+    const args: AptMirrorArgs = {
+        source: options.source,
+        packages: options.queries,
+        withDeps: options.withDeps,
+        publish: { root, prefix: options.prefix },
+        lockFile,
+    };
+    const setupStart = performance.now();
+    const stack = await createProgramStack("benchmirror", {
+        source: aptProgram,
+        config: () => ({ args: JSON.stringify(args), signingKey: { secret: options.signingKey } }),
+    });
+    try {
+        // `cli` sets the stack configuration first: done here, so that it counts as set-up.
+        const configured = await stack.cli(["config", "get", "args"]);
+        if (configured.code !== 0) throw failed("pulumi config get", configured);
+        const setupMs = performance.now() - setupStart;
+        options.log(`  preview: deployment repository and stack ready in ${(setupMs / 1000).toFixed(1)} s`);
+
+        const up = await stack.cli(["up", "--yes", "--skip-preview", "--non-interactive"], { timeoutMs: 3_600_000 });
+        if (up.code !== 0) throw failed("pulumi up", up);
+        const outputs = await stack.outputs();
+        const packageCount = Number(outputs.count);
+        options.log(`  preview: pulumi up ${(up.elapsedMs / 1000).toFixed(2)} s, ${packageCount} packages`);
+
+        const previewMs: number[] = [];
+        for (let i = 1; i <= options.previews; i++) {
+            const preview = await stack.cli(["preview", "--expect-no-changes", "--non-interactive"]);
+            if (preview.code !== 0) throw failed("pulumi preview --expect-no-changes", preview);
+            previewMs.push(preview.elapsedMs);
+            options.log(
+                `  preview ${i}: pulumi preview --expect-no-changes ${(preview.elapsedMs / 1000).toFixed(2)} s`,
+            );
+        }
+        return {
+            setupMs,
+            upMs: up.elapsedMs,
+            packageCount,
+            previewMs,
+            stateBytes: stack.stateBytes().length,
+            lockBytes: statSync(lockFile).size,
+        };
+    } finally {
+        await stack.dispose();
+    }
+}
