@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { extractJson, findPulumi, parseDriftArgs } from "../../tools/drift/main";
+import { extractJson, findPulumi, HELP, parseDriftArgs, wantsHelp } from "../../tools/drift/main";
 import { formatReport, type PreviewJson, summarizePreview } from "../../tools/drift/summary";
 import { packageRoot } from "../harness/program";
 
@@ -167,6 +167,10 @@ describe("drift command line", () => {
         assert.throws(() => parseDriftArgs(["drift", "--stack"], "/w"), /--stack needs a value/);
         assert.throws(() => parseDriftArgs(["drift", "--refresh"], "/w"), /unknown option "--refresh"/);
         assert.throws(() => parseDriftArgs(["up"], "/w"), /unknown command "up"\nusage: pulumi-airgap drift/);
+        assert.ok(wantsHelp(["--help"]) && wantsHelp(["drift", "-h"]) && wantsHelp(["help"]));
+        assert.ok(!wantsHelp(["drift", "--stack", "help"]) && !wantsHelp(["drift"]));
+        assert.match(HELP, /^usage: pulumi-airgap drift/);
+        assert.match(HELP, /0 clean, 1 drift, 2 error/);
     });
 
     it("finds pulumi on PATH first, else in the project's .tools/bin", () => {

@@ -17,6 +17,20 @@ export interface DriftOptions {
 
 const USAGE = "usage: pulumi-airgap drift [--stack <name>] [--cwd <dir>]";
 
+/** The text `--help` prints. */
+export const HELP = `${USAGE}
+
+Runs \`pulumi preview --refresh --expect-no-changes --json\` in the program directory (--cwd,
+default: here) on the stack (--stack, default: the selected one) and prints what drifted, per
+resource, and whether upstream moved or the site drifted.
+Exit status: 0 clean, 1 drift, 2 error (the preview failed, e.g. upstream unreachable).
+`;
+
+/** Whether the command line asks for the help text (`--help`, `-h` or `help`, anywhere). */
+export function wantsHelp(argv: readonly string[]): boolean {
+    return argv[0] === "help" || argv.some((a) => a === "--help" || a === "-h");
+}
+
 /** Parses the command line (without node and the script); throws a usage error. */
 export function parseDriftArgs(argv: readonly string[], cwd: string): DriftOptions {
     const [command, ...rest] = argv;
@@ -172,6 +186,10 @@ export async function drift(options: DriftOptions, write: (text: string) => void
 
 if (require.main === module) {
     let options: DriftOptions;
+    if (wantsHelp(process.argv.slice(2))) {
+        process.stdout.write(HELP);
+        process.exit(0);
+    }
     try {
         options = parseDriftArgs(process.argv.slice(2), process.cwd());
     } catch (err) {
