@@ -412,6 +412,10 @@ function reportPreview(p: PreviewResult): void {
     log(
         `  pulumi preview --expect-no-changes:     ${p.previewMs.map((ms) => `${seconds(ms)} s`).join(", ")}; median ${seconds(previewMedian)} s`,
     );
+    log(
+        `  the same previews of an empty program:  ${p.emptyPreviewMs.map((ms) => `${seconds(ms)} s`).join(", ")}; median ${seconds(median(p.emptyPreviewMs))} s` +
+            " (CLI, language host, TypeScript, loading the package; no resource)",
+    );
     log(`  stack state file:                       ${p.stateBytes} bytes (${megabytes(p.stateBytes)} MB)`);
     log(`  lock file:                              ${p.lockBytes} bytes (${megabytes(p.lockBytes)} MB)`);
     target("pulumi preview --expect-no-changes, median s", previewMedian / 1000, 2.5);

@@ -33,7 +33,19 @@ export interface PreviewResult {
     /** The stack's checkpoint file (`.pulumi/stacks/<project>/<stack>.json`) after `up`. */
     stateBytes: number;
     lockBytes: number;
+    /**
+     * The same previews of a program in the same repository that only imports the SDK and
+     * declares nothing: what the CLI, the language host and the TypeScript compile cost alone.
+     */
+    emptyPreviewMs: number[];
 }
+
+/** A TypeScript program of the deployment repository that loads the package and declares nothing. */
+const emptyProgram = `import * as pulumi from "@pulumi/pulumi";
+import { AptMirror } from "pulumi-airgap";
+
+export const loaded = typeof AptMirror === "function" && pulumi.getStack() !== "";
+`;
 
 const failed = (what: string, r: CliResult) =>
     new Error(`${what} exited with ${r.code}\n${r.stdout.slice(-4000)}${r.stderr.slice(-4000)}`);
@@ -77,7 +89,9 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
                 `  preview ${i}: pulumi preview --expect-no-changes ${(preview.elapsedMs / 1000).toFixed(2)} s`,
             );
         }
+        const emptyPreviewMs = await previewEmpty(options);
         return {
+            emptyPreviewMs,
             setupMs,
             upMs: up.elapsedMs,
             packageCount,
@@ -85,6 +99,24 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
             stateBytes: stack.stateBytes().length,
             lockBytes: statSync(lockFile).size,
         };
+    } finally {
+        await stack.dispose();
+    }
+}
+
+async function previewEmpty(options: PreviewOptions): Promise<number[]> {
+    const stack = await createProgramStack("benchempty", { source: emptyProgram });
+    try {
+        const up = await stack.cli(["up", "--yes", "--skip-preview", "--non-interactive"]);
+        if (up.code !== 0) throw failed("pulumi up of the empty program", up);
+        const times: number[] = [];
+        for (let i = 1; i <= options.previews; i++) {
+            const preview = await stack.cli(["preview", "--expect-no-changes", "--non-interactive"]);
+            if (preview.code !== 0) throw failed("pulumi preview --expect-no-changes of the empty program", preview);
+            times.push(preview.elapsedMs);
+            options.log(`  empty program, preview ${i}: ${(preview.elapsedMs / 1000).toFixed(2)} s`);
+        }
+        return times;
     } finally {
         await stack.dispose();
     }
