@@ -12,7 +12,8 @@ import { createReadStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import * as tar from "tar-stream";
+import type * as tar from "tar-stream";
+import { tarStream } from "./tar";
 import { AirgapError } from "../errors";
 import { writeStreamAtomic } from "../store/atomic";
 import { OCI_BLOBS_DIR, OCI_INDEX_FILE, OCI_LAYOUT_FILE } from "./layout";
@@ -54,7 +55,7 @@ export async function layoutEntries(dir: string): Promise<LayoutArchiveEntry[]> 
  * its entry.
  */
 export function packLayout(dir: string, entries: readonly LayoutArchiveEntry[]): tar.Pack {
-    const pack = tar.pack();
+    const pack = tarStream().pack();
     const fill = async (): Promise<void> => {
         for (const entry of entries) {
             if (entry.type === "directory") {

@@ -12,7 +12,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import * as tar from "tar-stream";
+import type * as tar from "tar-stream";
+import { tarStream } from "./tar";
 import { AirgapError, isAirgapError } from "../errors";
 import { DigestVerifier, isDigest } from "./digest";
 import { OCI_INDEX_FILE, OCI_LAYOUT_FILE } from "./layout";
@@ -110,7 +111,7 @@ export async function extractLayoutTar(
     const options: NonNullable<Parameters<typeof tar.extract>[0]> & { allowUnknownFormat: boolean } = {
         allowUnknownFormat: true,
     };
-    const extract = tar.extract(options);
+    const extract = tarStream().extract(options);
     let tarError: Error | undefined;
     extract.on("error", (err: Error) => {
         tarError ??= err;

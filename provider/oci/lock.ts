@@ -4,7 +4,7 @@
  */
 
 import { createReadStream, promises as fsp } from "node:fs";
-import * as tar from "tar-stream";
+import { tarStream } from "./tar";
 import { AirgapError, invalidArgument, isAirgapError } from "../errors";
 import { readBodyCapped } from "../http/body";
 import {
@@ -108,7 +108,7 @@ export async function readArchiveIndex(file: string): Promise<LayoutIndex> {
     } catch (cause) {
         throw new AirgapError("ERR_NOT_FOUND", `${where} does not exist`, { cause });
     }
-    const extract = tar.extract();
+    const extract = tarStream().extract();
     const input = createReadStream(file);
     input.on("error", (err) => extract.destroy(err));
     input.pipe(extract);
