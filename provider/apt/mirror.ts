@@ -22,7 +22,7 @@ import { HashMemo } from "../store/hashcache";
 import { xzIndexCompressor } from "../store/xz";
 import { type DownloadProgress, downloadPackages } from "./download";
 import { checkRequest, type FetchedRelease, fetchPackageIndexes, fetchRelease } from "./fetch";
-import { type PublishHooks, publishRepo, unpublish } from "./publish";
+import { type PublishHooks, type PublishOptions, prepareIndexes, publishRepo, unpublish } from "./publish";
 import { readPublished } from "./publish_read";
 import { repoDirOf } from "./publish_layout";
 import { resolve } from "./resolver";
@@ -634,20 +634,7 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         onProgress: options.onProgress,
         hashMemo,
     });
-    await downloadPackages({
-        baseUrl: upstream.release.url,
-        packages: records,
-        poolDir: downloads,
-        targetOf: downloadName,
-        concurrency: spec.concurrency ?? 8,
-        dispatcher: options.dispatcher,
-        onProgress: options.onProgress,
-        progressIntervalMs: options.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
-        hashMemo,
-    });
-    const publishStarted = Date.now();
-    options.log?.(`publishing ${records.length} packages under ${repoDir}`);
-    const result = await publishRepo({
+    const publishOptions: PublishOptions = {
         ...optional.publish,
         root: publish.root,
         prefix: publish.prefix,
@@ -668,7 +655,23 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         validUntil,
         // A re-sync that changes nothing keeps the current generation (drift is still repaired).
         skipIfUnchanged: true,
+    };
+    // The indexes depend on the records only: they are compressed while the packages download.
+    const prepared = prepareIndexes(publishOptions);
+    await downloadPackages({
+        baseUrl: upstream.release.url,
+        packages: records,
+        poolDir: downloads,
+        targetOf: downloadName,
+        concurrency: spec.concurrency ?? 8,
+        dispatcher: options.dispatcher,
+        onProgress: options.onProgress,
+        progressIntervalMs: options.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
+        hashMemo,
     });
+    const publishStarted = Date.now();
+    options.log?.(`publishing ${records.length} packages under ${repoDir}`);
+    const result = await publishRepo(publishOptions, prepared);
     collectDownloads(downloads, new Set([...records.map(downloadName), ...optional.keep]));
     const distDir = path.join(result.repoDir, "dists", result.distribution);
     const state: StampedState = {

@@ -179,15 +179,44 @@ async function currentIfUnchanged(
     };
 }
 
+/** The index files of a publish, started ahead of it: see `prepareIndexes`. */
+export interface PreparedIndexes {
+    /** The options they were built for: `publishRepo` uses them only with the same object. */
+    readonly options: PublishOptions;
+    readonly plan: PublishPlan;
+    readonly indexes: Promise<Map<string, Buffer>>;
+}
+
+/**
+ * Starts building the index files of `publishRepo(options)` now, e.g. while the packages
+ * download: they depend on the records only, and compressing a large `Packages` (xz in its own
+ * process) would otherwise keep the publish waiting. Writes nothing. Undefined when the options
+ * are wrong: `publishRepo` reports that.
+ */
+export function prepareIndexes(options: PublishOptions): PreparedIndexes | undefined {
+    let plan: PublishPlan;
+    try {
+        plan = planPublish(options);
+    } catch {
+        return undefined;
+    }
+    const indexes = buildIndexes(plan, options.compressors ?? []);
+    // Awaited by publishRepo; a publish that never comes must not leave an unhandled rejection.
+    indexes.catch(() => undefined);
+    return { options, plan, indexes };
+}
+
 /**
  * Publishes `options.packages` as the suite `options.distribution` under
  * `<root>/<prefix>`, atomically (see the module comment). Rejects with an
  * `ERR_INVALID_ARGUMENT` AirgapError naming the argument before writing anything when an
  * option is wrong, the signing key cannot be used, or signing is missing without
  * `allowUnsigned`; with `ERR_VERIFICATION` when a package file does not match its record.
+ * `prepared` (from `prepareIndexes` with the same options object) saves building the indexes.
  */
-export async function publishRepo(options: PublishOptions): Promise<PublishResult> {
-    const plan = planPublish(options);
+export async function publishRepo(options: PublishOptions, prepared?: PreparedIndexes): Promise<PublishResult> {
+    const ready = prepared?.options === options ? prepared : undefined;
+    const plan = ready?.plan ?? planPublish(options);
     let signer: ReleaseSigner | undefined;
     if (options.signing !== undefined) {
         signer = await loadSigningKey(options.signing, "signing");
@@ -216,10 +245,13 @@ export async function publishRepo(options: PublishOptions): Promise<PublishResul
 
         // `.staging/` exists from here until the garbage is collected: it marks the run unfinished.
         await fsp.mkdir(stagingRoot, { recursive: true });
+        // The compressors run while the pool files are placed.
+        const building = ready?.indexes ?? buildIndexes(plan, options.compressors ?? []);
+        building.catch(() => undefined);
         const { placed, kept, references } = await placePool(plan, options.placeMode, options.hashMemo);
         await options.hooks?.afterPool?.();
 
-        const indexes = await buildIndexes(plan, options.compressors ?? []);
+        const indexes = await building;
         const contents =
             plan.contents === true
                 ? await buildContents({
