@@ -41,6 +41,12 @@ export interface FetchIndexesOptions extends HttpOptions {
     readonly compressions?: readonly Compression[];
     /** Called once per index, when it has been read. */
     readonly onIndex?: (report: IndexReport) => void;
+    /**
+     * Only stanzas for which this is true become records; the others are still read and their
+     * index checked, but not made into records (a sync that needs a few thousand of a large
+     * index's packages keeps less and collects less garbage). Defaults to every stanza.
+     */
+    readonly keepStanza?: (stanza: Stanza) => boolean;
 }
 
 /**
@@ -194,14 +200,27 @@ export async function fetchPackageIndexes(options: FetchIndexesOptions): Promise
         const packages: PackageRecord[] = [];
         const seen = new Set<string>();
         const indexes: IndexReport[] = [];
+        const keep = options.keepStanza;
+        const parse =
+            keep === undefined
+                ? toPackageRecord
+                : (stanza: Stanza, component: string) =>
+                      keep(stanza) ? toPackageRecord(stanza, component) : undefined;
         for (const target of targets) {
-            const report = await readIndex(options, cache, target, compressions, (record) => {
-                const key = `${record.name}_${record.version}_${record.architecture}`;
-                if (!seen.has(key)) {
-                    seen.add(key);
-                    packages.push(record);
-                }
-            });
+            const report = await readIndex(
+                options,
+                cache,
+                target,
+                compressions,
+                (record: PackageRecord) => {
+                    const key = `${record.name}_${record.version}_${record.architecture}`;
+                    if (!seen.has(key)) {
+                        seen.add(key);
+                        packages.push(record);
+                    }
+                },
+                parse,
+            );
             indexes.push(report);
             options.onIndex?.(report);
         }
@@ -236,7 +255,8 @@ async function readIndex<T = PackageRecord>(
     target: IndexTarget,
     compressions: readonly Compression[],
     add: (record: T) => void,
-    parse: StanzaParser<T> = toPackageRecord as unknown as StanzaParser<T>,
+    /** Undefined for a stanza that is read but not kept. */
+    parse: StanzaParser<T | undefined> = toPackageRecord as unknown as StanzaParser<T>,
 ): Promise<IndexReport> {
     const { release } = options;
     const candidates = indexCandidates(release.release, target.basePath, { compressions });
@@ -408,7 +428,7 @@ async function parseEntry<T>(
     plainSha256: string | undefined,
     add: (record: T) => void,
     suiteUrl: string,
-    parse: StanzaParser<T>,
+    parse: StanzaParser<T | undefined>,
 ): Promise<number | undefined> {
     const stream = await cache.open(candidate.sha256);
     if (stream === undefined) {
@@ -422,10 +442,15 @@ async function parseEntry<T>(
         }
     })();
     const records: T[] = [];
+    let count = 0;
     try {
         for await (const batch of stanzaBatches(hashed)) {
             for (const stanza of batch) {
-                records.push(parse(stanza, target.component));
+                count++;
+                const record = parse(stanza, target.component);
+                if (record !== undefined) {
+                    records.push(record);
+                }
             }
         }
     } catch (cause) {
@@ -447,7 +472,7 @@ async function parseEntry<T>(
     for (const record of records) {
         add(record);
     }
-    return records.length;
+    return count;
 }
 
 /** Where the text after the last blank line starts (0 when there is none). */

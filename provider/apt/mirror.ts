@@ -28,7 +28,7 @@ import { repoDirOf } from "./publish_layout";
 import { resolve } from "./resolver";
 import { type DependencySourceSpec, type FetchedDependency, resolveAcross } from "./external";
 import { pruneCaches, readCachedLock, readStampIfIntact, syncInputsDigest, writeCachedLock, writeStamp } from "./stamp";
-import type { PackageRecord } from "./types";
+import type { PackageRecord, Stanza } from "./types";
 import { takeLock } from "../store/lockfile";
 import {
     adoptLegacyState,
@@ -337,14 +337,18 @@ async function fetchUpstreamHead(source: AptSourceSpec, io: IoOptions): Promise<
     return { release, components: [...checked.components], architectures: [...checked.architectures], source };
 }
 
-/** Reads the package indexes a verified Release lists (through the cache when given). */
-async function readUpstream(head: UpstreamHead, io: IoOptions): Promise<Upstream> {
+/**
+ * Reads the package indexes a verified Release lists (through the cache when given). With
+ * `names`, the packages of other names are left out.
+ */
+async function readUpstream(head: UpstreamHead, io: IoOptions, names?: ReadonlySet<string>): Promise<Upstream> {
     const indexes = await fetchPackageIndexes({
         release: head.release,
         components: head.components,
         architectures: head.architectures,
         cacheDir: io.cacheDir,
         dispatcher: io.dispatcher,
+        ...(names === undefined ? {} : { keepStanza: (stanza: Stanza) => names.has(stanza.get("Package") ?? "") }),
     });
     pruneCacheDir(io);
     return { ...head, packages: indexes.packages };
@@ -512,6 +516,11 @@ export async function resolveProgramLock(
     };
 }
 
+/** The package names of a lock (its keys are `<name>/<architecture>`). */
+function lockedNames(lock: AptLock): Set<string> {
+    return new Set(Object.keys(lock).map((key) => key.slice(0, key.lastIndexOf("/"))));
+}
+
 /** The upstream records the lock names. Throws naming every locked package upstream no longer has. */
 export function selectLocked(upstream: Upstream, lock: AptLock): PackageRecord[] {
     const wanted = new Map<string, Set<string>>();
@@ -621,7 +630,8 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
     if (replayed !== undefined) {
         throw new AirgapError("ERR_VERIFICATION", `allowDowngrade: ${replayed}`, { argument: "allowDowngrade" });
     }
-    const upstream = "packages" in fetched ? fetched : await readUpstream(fetched, io);
+    // Only the packages of the names the lock has: selectLocked picks the versions among them.
+    const upstream = "packages" in fetched ? fetched : await readUpstream(fetched, io, lockedNames(spec.packages));
     const records = selectLocked(upstream, spec.packages);
     const downloads = downloadDir(spec);
     // First: an upstream without the optional indexes asked for fails before any download.
