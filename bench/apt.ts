@@ -239,7 +239,7 @@ async function serveUpstream(bench: Bench, groups: number): Promise<Served> {
     log(
         `upstream: ${plan.specs.length} packages, ${mebibytes(dirBytes(join(site.repo.dir, "pool")) / 1024)} MiB;` +
             ` .debs: ${site.debsBuilt} built, ${plan.specs.length - site.debsBuilt} from the cache, in ${seconds(site.debsMs)} s;` +
-            ` repository (copy, apt-ftparchive, signing) ${seconds(repoMs)} s;` +
+            ` repository (pool of hard links, apt-ftparchive, signing) ${seconds(repoMs)} s;` +
             ` served at ${server.url} (${args.upstream === "nginx" ? "nginx" : "the harness' static server"})`,
     );
     const all = args.query === "all";
@@ -257,7 +257,7 @@ async function serveUpstream(bench: Bench, groups: number): Promise<Served> {
         ...(all ? {} : { aptlyFilter: plan.query }),
         async close() {
             await server.close();
-            await site.repo.close();
+            await site.close();
         },
     };
 }

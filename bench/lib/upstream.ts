@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { link, mkdir, readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -12,7 +12,7 @@ import {
     type GpgKeyring,
     makeDeb,
 } from "../../test/harness/fixtures/aptrepo";
-import { makeTempDir } from "../../test/harness/tmp";
+import { makeTempDir, removeTempDir } from "../../test/harness/tmp";
 
 /**
  * A generated upstream archive shaped like a small slice of Debian: groups of libraries with
@@ -243,6 +243,8 @@ export interface Upstream {
      * re-indexes and re-signs once.
      */
     applyChanges(changes: readonly PackageChange[]): Promise<void>;
+    /** Removes the repository. */
+    close(): Promise<void>;
 }
 
 /** How many of `specs` are not in `cacheDir` yet (all of them without a cache). */
@@ -267,9 +269,19 @@ export async function buildUpstream(options: {
     const debs = await buildDebs(plan.specs, options.debCache);
     const debsMs = performance.now() - debsStart;
     const current = new Map(plan.specs.map((s) => [s.name, s.version]));
+    // The pool holds hard links to the built files (buildRepo copies a file only when it is not
+    // at its pool path yet): a 60,000-package upstream is 2.7 GiB, once.
+    const dir = await makeTempDir("bench-upstream");
+    const linked = await mapLimit(debs, 16, async (deb) => {
+        const target = join(dir, "pool", "main", poolPrefix(deb.source), deb.source, deb.fileName);
+        await mkdir(dirname(target), { recursive: true });
+        await link(deb.path, target);
+        return { ...deb, path: target };
+    });
     const repo = await buildRepo({
+        dir,
         distribution: "stable",
-        components: { main: debs },
+        components: { main: linked },
         keyring: options.keyring,
         origin: "bench-upstream",
     });
@@ -297,5 +309,14 @@ export async function buildUpstream(options: {
         debsBuilt,
         applyChange: (version) => applyChanges([{ name: plan.change.name, version }]),
         applyChanges,
+        async close() {
+            await repo.close();
+            await removeTempDir(dir);
+        },
     };
+}
+
+/** Debian's pool directory of a source package (as the test fixture's `buildRepo` lays it out). */
+function poolPrefix(source: string): string {
+    return source.startsWith("lib") && source.length > 3 ? source.slice(0, 4) : source.slice(0, 1);
 }
