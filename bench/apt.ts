@@ -27,7 +27,7 @@
  *                  AptMirror of the query, then `pulumi preview --expect-no-changes` 3 times, with
  *                  the real CLI; prints their times and the size of the stack's state file
  */
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type GpgKeyring, makeGpgKeyring } from "../test/harness/fixtures/aptrepo";
@@ -381,7 +381,8 @@ async function measureCase(
 const worstOwnRss = (runs: readonly CaseRun[]) =>
     Math.max(...runs.map((x) => Math.max(x.detail.resolveRssKiB, x.detail.upRssKiB)));
 
-async function runPreview(bench: Bench, served: Served): Promise<PreviewResult> {
+/** The preview measurement; a failure is printed and ends only this part. */
+async function runPreview(bench: Bench, served: Served): Promise<PreviewResult | undefined> {
     log("");
     log("preview: one AptMirror of the query in a program of the deployment repository, real Pulumi CLI...");
     return measurePreview({
@@ -397,7 +398,11 @@ async function runPreview(bench: Bench, served: Served): Promise<PreviewResult> 
         prefix,
         signingKey: bench.mirrorKeys.keys[0]!.privateKeyArmored,
         previews: 3,
+        ...(bench.args.cpuProf === undefined ? {} : { cpuProfDir: bench.args.cpuProf }),
         log,
+    }).catch((err: unknown) => {
+        log(`preview FAILED: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
     });
 }
 
@@ -420,6 +425,20 @@ function reportPreview(p: PreviewResult): void {
     log(`  lock file:                              ${p.lockBytes} bytes (${megabytes(p.lockBytes)} MB)`);
     target("pulumi preview --expect-no-changes, median s", previewMedian / 1000, 2.5);
     target("stack state file, MB", p.stateBytes / 1e6, 1.2);
+    if (p.profileDir !== undefined && existsSync(p.profileDir)) {
+        for (const file of readdirSync(p.profileDir).filter((f) => f.endsWith(".cpuprofile"))) {
+            printProfile(`the profiled preview, one node process`, join(p.profileDir, file));
+        }
+    }
+}
+
+function printProfile(label: string, file: string): void {
+    const summary = summarizeProfile(file);
+    log("");
+    log(`profile of ours, ${label} (${file}), ${seconds(summary.totalMs)} s sampled, self time:`);
+    for (const a of summary.byArea) log(`  ${seconds(a.ms).padStart(6)} s  ${a.name}`);
+    log("  by the nearest engine function on the stack:");
+    for (const f of summary.byEngineFunction) log(`  ${seconds(f.ms).padStart(6)} s  ${f.name}`);
 }
 
 function target(what: string, value: number, limit: number): void {
@@ -681,12 +700,7 @@ async function main(): Promise<void> {
 
     for (const { label, dir } of bench.profiles) {
         for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
-            const summary = summarizeProfile(join(dir, file));
-            log("");
-            log(`profile of ours, ${label} (${join(dir, file)}), ${seconds(summary.totalMs)} s sampled, self time:`);
-            for (const a of summary.byArea) log(`  ${seconds(a.ms).padStart(6)} s  ${a.name}`);
-            log("  by the nearest engine function on the stack:");
-            for (const f of summary.byEngineFunction) log(`  ${seconds(f.ms).padStart(6)} s  ${f.name}`);
+            printProfile(label, join(dir, file));
         }
     }
     await upstreamKeys.close();

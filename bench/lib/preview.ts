@@ -10,7 +10,8 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { AptMirrorArgs } from "../../sdk";
 import { aptProgram } from "../../test/e2e/programs";
-import { type CliResult, createProgramStack } from "../../test/harness/program";
+import { type CliResult, cliEnv, createProgramStack, pulumiBin } from "../../test/harness/program";
+import { run } from "../../test/harness/servers/process";
 import { makeTempDir } from "../../test/harness/tmp";
 
 export interface PreviewOptions {
@@ -21,6 +22,11 @@ export interface PreviewOptions {
     signingKey: string;
     /** How many previews. */
     previews: number;
+    /**
+     * When set, one more preview (not counted) runs with `node --cpu-prof` for every node process
+     * the CLI starts (the program, the dynamic provider), profiles written below this directory.
+     */
+    cpuProfDir?: string;
     log(line: string): void;
 }
 
@@ -38,6 +44,8 @@ export interface PreviewResult {
      * declares nothing: what the CLI, the language host and the TypeScript compile cost alone.
      */
     emptyPreviewMs: number[];
+    /** Where the profiled preview left its profiles. */
+    profileDir?: string;
 }
 
 /** A TypeScript program of the deployment repository that loads the package and declares nothing. */
@@ -89,8 +97,27 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
                 `  preview ${i}: pulumi preview --expect-no-changes ${(preview.elapsedMs / 1000).toFixed(2)} s`,
             );
         }
+        let profileDir: string | undefined;
+        if (options.cpuProfDir !== undefined) {
+            profileDir = join(options.cpuProfDir, "preview");
+            // The stack's own environment, plus node's profiler for every node process under the CLI.
+            const env = cliEnv(stack.stateDir, {
+                NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}`,
+            });
+            const started = performance.now();
+            const profiled = await run(pulumiBin, ["preview", "--expect-no-changes", "--non-interactive"], {
+                cwd: stack.dir,
+                env,
+                check: false,
+                timeoutMs: 600_000,
+            });
+            options.log(
+                `  profiled preview (not counted): exit ${profiled.code}, ${((performance.now() - started) / 1000).toFixed(2)} s`,
+            );
+        }
         const emptyPreviewMs = await previewEmpty(options);
         return {
+            ...(profileDir === undefined ? {} : { profileDir }),
             emptyPreviewMs,
             setupMs,
             upMs: up.elapsedMs,

@@ -28,6 +28,9 @@ export interface ProfileSummary {
 
 function areaOf(url: string, functionName: string): string {
     if (url === "") return functionName.startsWith("(") ? functionName : "(native)";
+    // This package as a deployment repository installs it counts as our own code.
+    const installed = /node_modules\/pulumi-airgap\/lib\/((?:provider|sdk)\/.*)$/.exec(url);
+    if (installed !== null) return installed[1]!;
     const modules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
     if (modules !== null) return modules[1]!;
     if (url.startsWith("node:")) return "node internals";
