@@ -185,10 +185,6 @@ export async function downloadPackages(options: DownloadPackagesOptions): Promis
         const result = await downloadToFile(url, target, {
             ...http,
             createDirectory: false,
-            // Streamed to a temporary file opened off the main thread: creating a file waits
-            // for the file system's journal (on a busy disk, 4.8 s of the 7,007 files' downloads
-            // were spent in a synchronous open), while the other downloads go on receiving.
-            memoryLimit: 0,
             expected: { size: pkg.size, sha256: pkg.sha256 },
             onBytes: (n) => {
                 counts.bytesReceived += n;

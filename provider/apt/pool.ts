@@ -79,33 +79,32 @@ export type PlaceResult = "kept" | "linked" | "copied";
  * (no memo, copy mode, unknown or other content, a target that appeared meanwhile, links not
  * possible there); the caller then takes the verifying path.
  */
-async function linkVerified(
+function linkVerified(
     source: string,
     target: string,
     expected: { sha256: string; size: number },
     options: PlaceOptions,
-): Promise<boolean> {
+): boolean {
     const memo = options.hashMemo;
     if (memo === undefined || (options.mode ?? "hardlink") !== "hardlink") {
         return false;
     }
-    // The stat is synchronous (cheap); the link and the directory are not: creating a
-    // directory waits for the file system's journal, which on a busy disk took 1 s of 7,000
-    // placements on the main thread, and callers place several files at once.
+    // Synchronous: a handful of metadata calls per file, far cheaper than as many round trips
+    // through libuv's thread pool when thousands of files are placed.
     const known = memo.knownSha256Sync(source);
     if (known === undefined || known.sha256 !== expected.sha256 || known.size !== expected.size) {
         return false;
     }
     try {
-        await fsp.link(source, target);
+        fs.linkSync(source, target);
     } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
             return false;
         }
         // The directory is new; a missing source shows up again on the verifying path.
         try {
-            await fsp.mkdir(path.dirname(target), { recursive: true });
-            await fsp.link(source, target);
+            fs.mkdirSync(path.dirname(target), { recursive: true });
+            fs.linkSync(source, target);
         } catch {
             return false;
         }
@@ -130,7 +129,7 @@ export async function placePoolFile(
     options: PlaceOptions = {},
 ): Promise<PlaceResult> {
     // A new target linked from a source the memo knows: no stat, no read (see linkVerified).
-    if (options.published !== true && (await linkVerified(source, target, expected, options))) {
+    if (options.published !== true && linkVerified(source, target, expected, options)) {
         return "linked";
     }
     const existing = fs.statSync(target, { throwIfNoEntry: false });
