@@ -427,13 +427,15 @@ function reportPreview(p: PreviewResult): void {
     target("stack state file, MB", p.stateBytes / 1e6, 1.2);
     if (p.profileDir !== undefined && existsSync(p.profileDir)) {
         for (const file of readdirSync(p.profileDir).filter((f) => f.endsWith(".cpuprofile"))) {
-            printProfile(`the profiled preview, one node process`, join(p.profileDir, file));
+            printProfile(`the profiled preview, node process ${file}`, join(p.profileDir, file), 0.2);
         }
     }
 }
 
-function printProfile(label: string, file: string): void {
+/** Prints where a profile's time went; nothing for one under `minSeconds` sampled. */
+function printProfile(label: string, file: string, minSeconds = 0): void {
     const summary = summarizeProfile(file);
+    if (summary.totalMs < minSeconds * 1000) return;
     log("");
     log(`profile of ours, ${label} (${file}), ${seconds(summary.totalMs)} s sampled, self time:`);
     for (const a of summary.byArea) log(`  ${seconds(a.ms).padStart(6)} s  ${a.name}`);

@@ -100,9 +100,12 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
         let profileDir: string | undefined;
         if (options.cpuProfDir !== undefined) {
             profileDir = join(options.cpuProfDir, "preview");
-            // The stack's own environment, plus node's profiler for every node process under the CLI.
+            // The stack's own environment, plus a profiler for every node process under the CLI
+            // (node refuses --cpu-prof in NODE_OPTIONS; a preload starts the inspector's instead).
+            await mkdir(profileDir, { recursive: true });
             const env = cliEnv(stack.stateDir, {
-                NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}`,
+                NODE_OPTIONS: `--require ${join(__dirname, "cpu-prof-preload.js")}`,
+                AIRGAP_CPU_PROF_DIR: profileDir,
             });
             const started = performance.now();
             const profiled = await run(pulumiBin, ["preview", "--expect-no-changes", "--non-interactive"], {
@@ -112,7 +115,8 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
                 timeoutMs: 600_000,
             });
             options.log(
-                `  profiled preview (not counted): exit ${profiled.code}, ${((performance.now() - started) / 1000).toFixed(2)} s`,
+                `  profiled preview (not counted): exit ${profiled.code}, ${((performance.now() - started) / 1000).toFixed(2)} s` +
+                    (profiled.code === 0 ? "" : `\n${profiled.stdout.slice(-2000)}${profiled.stderr.slice(-2000)}`),
             );
         }
         const emptyPreviewMs = await previewEmpty(options);

@@ -1,0 +1,25 @@
+/**
+ * `node --require` preload that writes a CPU profile of the process at exit into
+ * `$AIRGAP_CPU_PROF_DIR` (node refuses `--cpu-prof` in NODE_OPTIONS, and the Pulumi CLI starts
+ * the program and the dynamic provider itself, so this is how they get profiled).
+ */
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
+import { basename, join } from "node:path";
+
+const dir = process.env.AIRGAP_CPU_PROF_DIR;
+if (dir !== undefined && dir !== "") {
+    const session = new Session();
+    session.connect();
+    session.post("Profiler.enable");
+    session.post("Profiler.start");
+    process.on("exit", () => {
+        // A session on the process's own thread answers synchronously.
+        session.post("Profiler.stop", (err, result) => {
+            if (err === null && result !== undefined) {
+                const script = basename(process.argv[1] ?? "node").replace(/[^A-Za-z0-9._-]/g, "_");
+                writeFileSync(join(dir, `${script}-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+            }
+        });
+    });
+}
