@@ -60,7 +60,10 @@ describe("examples of the components type-check against the package", function (
             for (const f of ["Pulumi.yaml", "package.json", "README.md", "index.ts"]) {
                 assert.ok(fs.existsSync(path.join(dir, f)), `${name}/${f} is missing`);
             }
-            assert.match(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"), new RegExp(`^name: ${name}(-[a-z]+)?$`, "m"));
+            assert.match(
+                fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"),
+                new RegExp(`^name: ${name}(-[a-z]+)?$`, "m"),
+            );
             const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
             assert.ok(pkg.dependencies["pulumi-airgap"], "package.json does not depend on pulumi-airgap");
             const r = await typecheck(path.join(dir, "index.ts"));

@@ -21,10 +21,10 @@ const D = (c: string) => `sha256:${c.repeat(64)}`;
 const RELEASE = {
     release: { base: "4.18.1" },
     images: {
-        "ovn-kubernetes-microshift": "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + D("a"),
-        pod: "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + D("b"),
-        lvms_topolvm: "registry.redhat.io/lvms4/topolvm-rhel9@" + D("c"),
-        haproxy_router: "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + D("d"),
+        "ovn-kubernetes-microshift": `quay.io/openshift-release-dev/ocp-v4.0-art-dev@${D("a")}`,
+        pod: `quay.io/openshift-release-dev/ocp-v4.0-art-dev@${D("b")}`,
+        lvms_topolvm: `registry.redhat.io/lvms4/topolvm-rhel9@${D("c")}`,
+        haproxy_router: `quay.io/openshift-release-dev/ocp-v4.0-art-dev@${D("d")}`,
     },
 };
 const EXTRA = ["registry.access.redhat.com/ubi9/ubi:9.4"];
