@@ -3,11 +3,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
 import { packageRoot } from "../harness/program";
+import type { Loose } from "./components/mocks";
 
 /** Every shell line of a GitHub Actions workflow or a GitLab CI file. */
-function commands(doc: Record<string, any>): string[] {
+function commands(doc: Record<string, Loose>): string[] {
     const lines: string[] = [];
-    for (const job of Object.values<any>(doc.jobs ?? doc)) {
+    for (const job of Object.values<Loose>(doc.jobs ?? doc)) {
         for (const step of job?.steps ?? []) {
             if (typeof step.run === "string") {
                 lines.push(step.run);
@@ -34,7 +35,7 @@ describe("examples/pipelines and the drift command's packaging", () => {
 
     it("the GitHub workflow keeps the command's exit code through tee", () => {
         const doc = parse(fs.readFileSync(path.join(dir, "github-actions-drift.yml"), "utf8"));
-        const step = doc.jobs.drift.steps.find((s: any) => String(s.run).includes("pulumi-airgap drift"));
+        const step = doc.jobs.drift.steps.find((s: Loose) => String(s.run).includes("pulumi-airgap drift"));
         assert.match(step.shell, /pipefail/);
     });
 

@@ -5,11 +5,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { inputsDigest } from "../../../sdk/lock";
 import { cleanupAll, makeTempDir } from "../../harness/tmp";
+import type { Loose } from "./mocks";
 
 interface Registered {
     type: string;
     name: string;
-    inputs: Record<string, any>;
+    inputs: Record<string, Loose>;
     dependencies: string[];
     parent: string;
 }
@@ -17,7 +18,7 @@ interface Registered {
 const registered = new Map<string, Registered>();
 let preview = false;
 
-function outputsOf(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
+function outputsOf(type: string, name: string, inputs: Record<string, Loose>): Record<string, Loose> {
     switch (type) {
         case "docker:index/remoteImage:RemoteImage":
             return { ...inputs, imageId: `sha256:id-of-${inputs.name}`, repoDigest: `${inputs.name}@sha256:0` };
@@ -82,9 +83,9 @@ async function mocks(): Promise<void> {
         preview,
     );
     // The mocks see no dependencies or parents: the register requests do.
-    const monitor = pulumi.runtime.getMonitor() as any;
+    const monitor = pulumi.runtime.getMonitor() as Loose;
     const original = monitor.registerResource.bind(monitor);
-    monitor.registerResource = (req: any, callback: any) => {
+    monitor.registerResource = (req: Loose, callback: Loose) => {
         registered.set(req.getName(), {
             type: req.getType(),
             name: req.getName(),
@@ -150,7 +151,7 @@ describe("DriveTrainMirrors", function () {
     }
 
     describe("online", () => {
-        let params: any;
+        let params: Loose;
         let component: InstanceType<typeof mod.DriveTrainMirrors>;
         const image = "quay.io/mcp/salt:2019.2.0";
 
@@ -203,14 +204,14 @@ describe("DriveTrainMirrors", function () {
             assert.equal(c.inputs.restart, "always");
             assert.equal(c.inputs.networkMode, "bridge");
             assert.deepEqual(
-                c.inputs.ports.map((p: any) => [p.internal, p.external]),
+                c.inputs.ports.map((p: Loose) => [p.internal, p.external]),
                 [
                     [80, 80],
                     [8078, 8078],
                 ],
             );
             assert.deepEqual(
-                c.inputs.volumes.map((v: any) => [v.hostPath, v.containerPath, v.readOnly]),
+                c.inputs.volumes.map((v: Loose) => [v.hostPath, v.containerPath, v.readOnly]),
                 [
                     [path.join(dir, "apt"), "/srv/apt", true],
                     [path.join(dir, "files"), "/srv/files", true],
@@ -240,7 +241,7 @@ describe("DriveTrainMirrors", function () {
             const r = containerOf("dt-registry");
             assert.equal(r.inputs.image, "sha256:id-of-registry:2");
             assert.deepEqual(
-                r.inputs.ports.map((p: any) => [p.internal, p.external]),
+                r.inputs.ports.map((p: Loose) => [p.internal, p.external]),
                 [[5000, 5000]],
             );
             assert.deepEqual(r.inputs.envs, [
@@ -249,13 +250,13 @@ describe("DriveTrainMirrors", function () {
                 "REGISTRY_STORAGE_DELETE_ENABLED=true",
             ]);
             assert.deepEqual(
-                r.inputs.volumes.map((v: any) => [v.hostPath, v.containerPath, v.readOnly ?? false]),
+                r.inputs.volumes.map((v: Loose) => [v.hostPath, v.containerPath, v.readOnly ?? false]),
                 [[path.join(dir, "registry"), "/var/lib/registry", false]],
             );
             const g = containerOf("dt-git");
             assert.equal(g.inputs.image, "sha256:id-of-nginx:1.27");
             assert.deepEqual(
-                g.inputs.ports.map((p: any) => [p.internal, p.external]),
+                g.inputs.ports.map((p: Loose) => [p.internal, p.external]),
                 [[8088, 8088]],
             );
             assert.deepEqual(g.inputs.volumes[0], {
@@ -486,7 +487,7 @@ describe("DriveTrainMirrors", function () {
                 "two repositories of one name",
                 {
                     mode: "offline",
-                    offline: { mirrorVm: {} as any },
+                    offline: { mirrorVm: {} as Loose },
                     apt: [
                         { name: "u", distribution: "b" },
                         { name: "u", distribution: "b" },
@@ -495,7 +496,7 @@ describe("DriveTrainMirrors", function () {
                 /apt\[1\]\.name: "u" is listed twice/,
             ],
             ["a bad port", { ports: { registry: 70000 } }, /ports\.registry: must be a TCP port/],
-            ["a bad mode", { mode: "sideways" as any }, /mode: must be "online" or "offline"/],
+            ["a bad mode", { mode: "sideways" as Loose }, /mode: must be "online" or "offline"/],
         ];
         for (const [what, args, message] of cases) {
             it(`${what} is refused with the argument named, before any child`, () => {

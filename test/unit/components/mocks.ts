@@ -13,11 +13,14 @@ interface RegisterRequest {
     getDependenciesList(): string[];
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: recorded resource inputs and parsed YAML are untyped data, read by property.
+export type Loose = any;
+
 export interface Registered {
     type: string;
     name: string;
     urn: string;
-    inputs: Record<string, any>;
+    inputs: Record<string, Loose>;
     parent: string;
     dependencies: string[];
 }
@@ -34,7 +37,7 @@ export interface Recorder {
 
 /** Installs the mocks (an update, not a preview) and returns the recorder. */
 export async function installMocks(
-    outputs: (type: string, inputs: Record<string, any>) => Record<string, any> = () => ({}),
+    outputs: (type: string, inputs: Record<string, Loose>) => Record<string, Loose> = () => ({}),
 ): Promise<Recorder> {
     const all: Registered[] = [];
     const pending = new Map<string, Partial<Registered>>();
