@@ -285,13 +285,7 @@ async function makeRunSides(bench: Bench, served: Served, tag: string): Promise<
     const oursDir = await makeTempDir("bench-ours");
     const oursRoot = join(oursDir, "root");
     const config: RunOursConfig = {
-        source: {
-            url: served.url,
-            distribution,
-            components: ["main"],
-            architectures: ["amd64"],
-            key: bench.upstreamKeys.publicKeysArmored,
-        },
+        source: upstreamSource(bench, served),
         queries: served.queries,
         withDeps: true,
         publish: { root: oursRoot, prefix },
@@ -381,18 +375,23 @@ async function measureCase(
 const worstOwnRss = (runs: readonly CaseRun[]) =>
     Math.max(...runs.map((x) => Math.max(x.detail.resolveRssKiB, x.detail.upRssKiB)));
 
+/** The upstream as both our runs name it: the served suite, verified with the upstream's key. */
+function upstreamSource(bench: Bench, served: Served) {
+    return {
+        url: served.url,
+        distribution,
+        components: ["main"],
+        architectures: ["amd64"],
+        key: bench.upstreamKeys.publicKeysArmored,
+    };
+}
+
 /** The preview measurement; a failure is printed and ends only this part. */
 async function runPreview(bench: Bench, served: Served): Promise<PreviewResult | undefined> {
     log("");
     log("preview: one AptMirror of the query in a program of the deployment repository, real Pulumi CLI...");
     return measurePreview({
-        source: {
-            url: served.url,
-            distribution,
-            components: ["main"],
-            architectures: ["amd64"],
-            key: bench.upstreamKeys.publicKeysArmored,
-        },
+        source: upstreamSource(bench, served),
         queries: served.queries,
         withDeps: true,
         prefix,
