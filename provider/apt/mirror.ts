@@ -667,7 +667,10 @@ async function syncLocked(spec: AptMirrorSpec, options: SyncOptions): Promise<Ap
         skipIfUnchanged: true,
     };
     // The indexes depend on the records only: they are compressed while the packages download.
-    const prepared = prepareIndexes(publishOptions);
+    // With nothing to download the publish may well change nothing, and then it compresses
+    // nothing either: it builds them itself, after that check.
+    const toDownload = records.some((record) => !fs.existsSync(path.join(downloads, downloadName(record))));
+    const prepared = toDownload ? prepareIndexes(publishOptions) : undefined;
     await downloadPackages({
         baseUrl: upstream.release.url,
         packages: records,
