@@ -12,6 +12,7 @@ import {
 } from "../provider/apt/mirror";
 import { writeFileAtomic } from "../provider/store/atomic";
 import { inputsDigest, pinnedLock, readLockFile, resolvingInput } from "./lock";
+import { lockText } from "../provider/apt/lock_text";
 import {
     type AptDependenciesArgs,
     dependencyInputs,
@@ -246,7 +247,7 @@ function writeUpstreamDate(file: string, upstreamDate: string | undefined, exter
  */
 export class AptMirror extends pulumi.dynamic.Resource {
     /** The lock: `name/arch` → version, as published. */
-    declare public readonly packages: pulumi.Output<Record<string, string>>;
+    public readonly packages: pulumi.Output<Record<string, string>>;
     /** Where the suite is published (as given). */
     declare public readonly publish: pulumi.Output<AptPublishSpec>;
     /** The upstream, with the default components and architectures filled in. */
@@ -267,7 +268,7 @@ export class AptMirror extends pulumi.dynamic.Resource {
      * Dependencies other mirrors or sources of `dependencies.from` supply, not copied here:
      * `name/arch` → `version from <url> <suite>`.
      */
-    declare public readonly external: pulumi.Output<Record<string, string> | undefined>;
+    public readonly external: pulumi.Output<Record<string, string> | undefined>;
 
     constructor(name: string, args: AptMirrorArgs, opts?: pulumi.CustomResourceOptions) {
         const source = pulumi.output(args.source).apply((s) => ({
@@ -323,9 +324,11 @@ export class AptMirror extends pulumi.dynamic.Resource {
             name,
             {
                 source,
-                packages: lock.apply((l) => l.packages),
+                // The lock as text, a `name/arch version` line each: preview shows a change to it
+                // line by line, and the engine moves one string rather than a map of thousands.
+                packages: lock.apply((l) => lockText(l.packages)),
                 // What `dependencies.from` supplies: shown by preview, not copied.
-                external: lock.apply((l) => l.external),
+                external: lock.apply((l) => (l.external === undefined ? undefined : lockText(l.external))),
                 // The upstream Release date of the lock: check refuses one older than the last.
                 upstreamDate: lock.apply((l) => l.upstreamDate),
                 allowDowngrade: args.allowDowngrade ?? false,
@@ -350,6 +353,10 @@ export class AptMirror extends pulumi.dynamic.Resource {
             "airgap",
             "AptMirror",
         );
+        // The lock's maps come from the program's resolution: the provider's state keeps only
+        // the digest of their text (the inputs hold the text).
+        this.packages = lock.apply((l) => l.packages);
+        this.external = lock.apply((l) => l.external);
         node.register(this);
     }
 }

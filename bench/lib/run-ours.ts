@@ -12,12 +12,9 @@
  * (`RunOursResult`) on stdout; progress lines go to stderr as in `pulumi up`.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import {
-    type AptMirrorSpec,
-    type AptMirrorState,
-    type AptSourceSpec,
-    resolveProgramLock,
-} from "../../provider/apt/mirror";
+import { lockText } from "../../provider/apt/lock_text";
+import { type AptSourceSpec, resolveProgramLock } from "../../provider/apt/mirror";
+import type { AptMirrorInputs, AptMirrorOutputs } from "../../provider/apt/operations";
 import { APT_ENGINE, type Deployed, providerUp } from "./provider-path";
 
 export interface RunOursConfig {
@@ -52,9 +49,10 @@ async function resolvePhase(config: RunOursConfig): Promise<RunOursResult> {
         dryRun: false,
     });
     const ms = performance.now() - t0;
-    const inputs: AptMirrorSpec = {
+    // As the SDK passes them (sdk/aptMirror.ts): the lock as text.
+    const inputs: AptMirrorInputs = {
         source: config.source,
-        packages: lock.packages,
+        packages: lockText(lock.packages),
         publish: config.publish,
         signing: config.signing,
         ...(lock.upstreamDate === undefined ? {} : { upstreamDate: lock.upstreamDate }),
@@ -64,12 +62,12 @@ async function resolvePhase(config: RunOursConfig): Promise<RunOursResult> {
 }
 
 async function upPhase(config: RunOursConfig): Promise<RunOursResult> {
-    const inputs = JSON.parse(readFileSync(config.inputsPath, "utf8")) as AptMirrorSpec;
+    const inputs = JSON.parse(readFileSync(config.inputsPath, "utf8")) as AptMirrorInputs;
     const previous = existsSync(config.statePath)
-        ? (JSON.parse(readFileSync(config.statePath, "utf8")) as Deployed<AptMirrorState>)
+        ? (JSON.parse(readFileSync(config.statePath, "utf8")) as Deployed<AptMirrorOutputs>)
         : undefined;
     const t0 = performance.now();
-    const deployed = await providerUp<AptMirrorSpec, AptMirrorState>(APT_ENGINE, inputs, previous);
+    const deployed = await providerUp<AptMirrorInputs, AptMirrorOutputs>(APT_ENGINE, inputs, previous);
     const ms = performance.now() - t0;
     writeFileSync(config.statePath, JSON.stringify(deployed));
     return {

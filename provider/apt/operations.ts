@@ -7,10 +7,11 @@ import * as path from "node:path";
 import { checkWith, containsUnknown, diffInputs, type Operations } from "../dynamic/contract";
 import { canonicalJson } from "../store/canonical";
 import { placeOf } from "../store/place";
-import { assertNoProblems, type Problem, problemOf } from "../errors";
+import { assertNoProblems, invalidArgument, type Problem, problemOf } from "../errors";
 import { loadSigningKey } from "../pgp/sign";
 import {
     APT_DEFAULTS,
+    type AptLock,
     type AptMirrorSpec,
     type AptMirrorState,
     type AptPublishSpec,
@@ -24,16 +25,83 @@ import { aptProgressReporter, aptStepLog } from "./progress";
 import { unsafePathReason } from "./control";
 import { OPTIONAL_INDEX_KEYS, optionalIndexesProblems } from "./optional_indexes";
 import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
+import { lockDigest, parseLock } from "./lock_text";
 
-// `external` too: what other mirrors supply shows in preview, though this mirror copies none of it.
-const specKeys = ["source", "packages", "external", "publish", "signing", "allowUnsigned", "concurrency"] as const;
+/**
+ * The inputs as the program passes them: the lock (`packages`, and `external`) as text, one
+ * `name/arch version` line each (lock_text.ts); a map as older programs passed it is accepted.
+ */
+export type AptMirrorInputs = Omit<AptMirrorSpec, "packages" | "external"> & {
+    packages: string | AptLock;
+    external?: string | AptLock;
+};
+
+/**
+ * The provider's state: the SHA-256 of the lock's text instead of the lock, which the state
+ * already holds as the inputs. States of older versions hold the maps.
+ */
+export type AptMirrorOutputs = Omit<AptMirrorState, "packages" | "external"> & {
+    packagesSha256?: string;
+    externalSha256?: string;
+    packages?: AptLock;
+    external?: AptLock;
+};
+
+/** The lock inputs, each parsed (text or map); a problem names the argument. */
+const LOCK_KEYS = ["packages", "external"] as const;
+
+/** The spec the engine runs on: the lock inputs parsed into maps. Throws naming the argument. */
+export function specOf(inputs: AptMirrorInputs): AptMirrorSpec {
+    const spec = { ...inputs } as unknown as AptMirrorSpec;
+    for (const key of LOCK_KEYS) {
+        if (inputs[key] !== undefined) {
+            try {
+                spec[key] = parseLock(inputs[key]);
+            } catch (err) {
+                throw invalidArgument(key, (err as Error).message);
+            }
+        }
+    }
+    return spec;
+}
+
+/** The state the provider returns: the lock maps replaced by the digests of their text. */
+export function outputsOf(state: AptMirrorState): AptMirrorOutputs {
+    const { packages, external, ...rest } = state;
+    return {
+        ...rest,
+        packagesSha256: lockDigest(packages),
+        ...(external === undefined ? {} : { externalSha256: lockDigest(external) }),
+    };
+}
+
+/** A state as `readMirror` and `removeMirror` take it (they read neither lock). */
+function stateOf(outputs: AptMirrorOutputs): AptMirrorState {
+    return { packages: {}, ...outputs } as AptMirrorState;
+}
+
+/** The lock digests of a state (new or older) or of inputs; undefined for a missing lock. */
+function lockDigests(value: AptMirrorOutputs | AptMirrorInputs): Record<string, string | undefined> {
+    const sums: Record<string, string | undefined> = {};
+    const held = value as Record<string, unknown>;
+    for (const key of LOCK_KEYS) {
+        const sum = held[`${key}Sha256`];
+        sums[key] = typeof sum === "string" ? sum : held[key] === undefined ? undefined : lockDigest(held[key]);
+    }
+    return sums;
+}
+
+// Compared as they are; the lock inputs (`packages`, and `external`: what other mirrors supply
+// shows in preview, though this mirror copies none of it) are compared by digest.
+const specKeys = ["source", "publish", "signing", "allowUnsigned", "concurrency"] as const;
 
 const names = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
 
 /** Every problem with the inputs, each naming its argument. */
-export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Problem[]> {
+export async function validateAptMirrorSpec(inputs: AptMirrorInputs): Promise<Problem[]> {
     const failures: Problem[] = [];
     const fail = (argument: string, problem: string) => failures.push({ argument, problem });
+    const spec = inputs as unknown as AptMirrorSpec;
     const { source, publish } = spec;
     if (typeof source?.url !== "string" || !/^https?:\/\/\S+$/.test(source.url)) {
         fail("source.url", `${JSON.stringify(source?.url)} must be an http:// or https:// URL`);
@@ -106,18 +174,14 @@ export async function validateAptMirrorSpec(spec: AptMirrorSpec): Promise<Proble
     if (spec.allowDowngrade !== undefined && typeof spec.allowDowngrade !== "boolean") {
         fail("allowDowngrade", `must be true or false, got ${JSON.stringify(spec.allowDowngrade)}`);
     }
-    if (typeof spec.packages !== "object" || spec.packages === null || Array.isArray(spec.packages)) {
-        fail("packages", "must be the lock: a map of name/arch to version");
-    }
-    const external = spec.external;
-    if (
-        external !== undefined &&
-        (typeof external !== "object" ||
-            external === null ||
-            Array.isArray(external) ||
-            Object.values(external).some((v) => typeof v !== "string"))
-    ) {
-        fail("external", "must be a map of name/arch to the version another source supplies");
+    for (const key of LOCK_KEYS) {
+        if (key === "packages" || inputs[key] !== undefined) {
+            try {
+                parseLock(inputs[key]);
+            } catch (err) {
+                fail(key, (err as Error).message);
+            }
+        }
     }
     if (spec.concurrency !== undefined && (!Number.isInteger(spec.concurrency) || spec.concurrency < 1)) {
         fail("concurrency", `must be a positive integer, got ${spec.concurrency}`);
@@ -150,8 +214,9 @@ function argumentProblem(fail: (argument: string, problem: string) => void, chec
     }
 }
 
-async function assertValid(spec: AptMirrorSpec): Promise<void> {
-    assertNoProblems(await validateAptMirrorSpec(spec));
+async function assertValid(inputs: AptMirrorInputs): Promise<AptMirrorSpec> {
+    assertNoProblems(await validateAptMirrorSpec(inputs));
+    return specOf(inputs);
 }
 
 /** What the provider passes `syncMirror` besides the spec: progress and step lines on stderr. */
@@ -168,7 +233,7 @@ function placed(publish: AptPublishSpec): AptPublishSpec {
     };
 }
 
-export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
+export const operations: Operations<AptMirrorInputs, AptMirrorOutputs> = {
     /** The inputs' problems, and an upstream Release older than the last one synced (a replay). */
     async check(olds, news) {
         const result = await checkWith(validateAptMirrorSpec)(olds, news);
@@ -185,34 +250,47 @@ export const operations: Operations<AptMirrorSpec, AptMirrorState> = {
     async diff(_id, olds, news) {
         // One place however it is spelled: a replacement is created before the old resource is
         // deleted, and the old one's delete would unpublish what the new one just published.
-        const where = (s: AptMirrorSpec) =>
+        const where = (s: { publish: AptPublishSpec }) =>
             containsUnknown(s.publish) ? undefined : canonicalJson([placeOf(s.publish.root), s.publish.prefix]);
         const replaces = where(news) === undefined || where(olds) !== where(news) ? ["publish"] : [];
         const samePlace = { ...news, publish: containsUnknown(news.publish) ? news.publish : placed(news.publish) };
-        return diffInputs(
-            { ...olds, publish: placed(olds.publish) },
+        if (containsUnknown(news)) {
+            return { changes: true, replaces };
+        }
+        // A lock that does not parse is reported by check; here it only differs.
+        const digests = (v: AptMirrorOutputs | AptMirrorInputs) => {
+            try {
+                return canonicalJson(lockDigests(v));
+            } catch {
+                return undefined;
+            }
+        };
+        const lockChanged = digests(news) === undefined || digests(olds) !== digests(news);
+        const rest = diffInputs(
+            { ...olds, publish: placed(olds.publish) } as unknown as AptMirrorInputs & { drift: string[] },
             samePlace,
             [...specKeys, ...OPTIONAL_INDEX_KEYS],
             replaces,
         );
+        return { ...rest, changes: rest.changes || lockChanged };
     },
 
     async create(inputs) {
-        await assertValid(inputs);
-        const state = await syncMirror(inputs, providerSyncOptions(inputs.publish.prefix));
-        return { id: state.publishedPath, outs: state };
+        const spec = await assertValid(inputs);
+        const state = await syncMirror(spec, providerSyncOptions(spec.publish.prefix));
+        return { id: state.publishedPath, outs: outputsOf(state) };
     },
 
     async read(id, props) {
-        return { id, props: await readMirror(props) };
+        return { id, props: outputsOf(await readMirror(stateOf(props))) };
     },
 
     async update(_id, _olds, news) {
-        await assertValid(news);
-        return { outs: await syncMirror(news, providerSyncOptions(news.publish.prefix)) };
+        const spec = await assertValid(news);
+        return { outs: outputsOf(await syncMirror(spec, providerSyncOptions(spec.publish.prefix))) };
     },
 
     async delete(_id, props) {
-        await removeMirror(props);
+        await removeMirror(stateOf(props));
     },
 };

@@ -51,9 +51,17 @@ export interface DownloadResult {
     readonly attempts: number;
 }
 
-/** A fresh temporary name for `target`, unique to this process and call: `.<name>.partial-<pid>-<random>`. */
+/** Random per process: with the pid, no other process (or earlier one of that pid) makes these names. */
+const processTag = `${process.pid}-${randomBytes(4).toString("hex")}`;
+let partials = 0;
+
+/**
+ * A fresh temporary name for `target`, unique to this process and call:
+ * `.<name>.partial-<pid>-<random>-<n>` (one random draw per process, not per file).
+ */
 export function partialPath(target: string): string {
-    return join(dirname(target), `.${basename(target)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
+    partials += 1;
+    return join(dirname(target), `.${basename(target)}.partial-${processTag}-${partials.toString(36)}`);
 }
 
 function verificationError(url: string, problem: string): AirgapError {

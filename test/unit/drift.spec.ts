@@ -143,6 +143,25 @@ describe("drift summary rules", () => {
         );
     });
 
+    it("an AptMirror lock passed as text: each package added, removed or changing version", () => {
+        const report = summarizePreview({
+            steps: [
+                {
+                    op: "update",
+                    urn: apt,
+                    oldState: { inputs: { packages: "app/amd64 1.0-1\nold/all 2\n", __provider: "x" } },
+                    newState: { inputs: { packages: "app/amd64 1.1-1\nnew/amd64 1\n", __provider: "x" } },
+                },
+            ],
+        });
+        assert.deepEqual(report.resources[0].causes, ["upstream"]);
+        assert.deepEqual(report.resources[0].findings, [
+            "package app/amd64 1.0-1 → 1.1-1",
+            "package new/amd64 1 added",
+            "package old/all 2 removed",
+        ]);
+    });
+
     it("an error diagnostic wins over changes", () => {
         const report = summarizePreview({
             steps: [{ op: "create", urn: apt }],

@@ -7,6 +7,8 @@
  * Pure: JSON in, a report out. The command (main.ts) runs the CLI.
  */
 
+import { parseLock } from "../../provider/apt/lock_text";
+
 /** Why a resource is listed. */
 export type DriftCause = "site" | "upstream" | "program";
 
@@ -61,6 +63,9 @@ const LOCK_INPUTS: Record<string, string> = {
     content: "content",
 };
 
+/** Lock inputs the program passes as text, a `name/arch version` line each (AptMirror). */
+const TEXT_LOCKS = new Set(["packages", "external"]);
+
 /** Scalar inputs that follow upstream: the upstream Release date of an APT lock. */
 const UPSTREAM_SCALARS: Record<string, string> = { upstreamDate: "upstream Release date" };
 
@@ -109,10 +114,25 @@ function shortHash(h: string): string {
     return /^[0-9a-f]{64}$/.test(h) ? `${h.slice(0, 12)}…` : h;
 }
 
-/** `key old → new`, `key new (added)`, `key old (removed)` for each entry of two lock maps. */
+/** A lock input as a map: a map, or an APT lock's text (`name/arch version` lines). */
+function lockEntries(value: unknown): Record<string, unknown> {
+    if (isRecord(value)) {
+        return value;
+    }
+    if (typeof value === "string") {
+        try {
+            return parseLock(value);
+        } catch {
+            return {};
+        }
+    }
+    return {};
+}
+
+/** `key old → new`, `key new (added)`, `key old (removed)` for each entry of two locks. */
 function lockChanges(noun: string, before: unknown, after: unknown): string[] {
-    const a = isRecord(before) ? before : {};
-    const b = isRecord(after) ? after : {};
+    const a = lockEntries(before);
+    const b = lockEntries(after);
     const lines: string[] = [];
     for (const key of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
         const was = a[key];
@@ -249,7 +269,8 @@ export function summarizePreview(preview: PreviewJson): DriftReport {
                 continue;
             }
             const noun = LOCK_INPUTS[key];
-            if (noun !== undefined && (isRecord(oldIn[key]) || isRecord(newIn[key]))) {
+            const lockLike = (v: unknown) => isRecord(v) || (TEXT_LOCKS.has(key) && typeof v === "string");
+            if (noun !== undefined && (lockLike(oldIn[key]) || lockLike(newIn[key]))) {
                 upstream.push(...lockChanges(noun, oldIn[key], newIn[key]));
             } else if (UPSTREAM_SCALARS[key] !== undefined) {
                 upstream.push(`${UPSTREAM_SCALARS[key]} ${String(oldIn[key])} → ${String(newIn[key])}`);

@@ -66,7 +66,7 @@ describe("concurrent runs on one publish root", function () {
             const partials = fs.readdirSync(dir).filter((n) => n.startsWith(".big.deb.partial-"));
             assert.equal(partials.length, 2, `temporary files: ${fs.readdirSync(dir).join(", ")}`);
             for (const p of partials) {
-                assert.match(p, new RegExp(`^\\.big\\.deb\\.partial-${process.pid}-[0-9a-f]{8}$`));
+                assert.match(p, new RegExp(`^\\.big\\.deb\\.partial-${process.pid}-[0-9a-f]{8}-[0-9a-z]+$`));
             }
             for (const finish of waiting) finish();
             waiting = [];

@@ -137,7 +137,8 @@ describe("MiniMirror component (mocks)", () => {
             architectures: ["amd64"],
             keyUrl: "file:///keys/debian.asc",
         });
-        assert.deepEqual(bookworm.inputs.packages, { "chrony/amd64": "1.0-1", "jq/amd64": "1.0-1" });
+        // The lock as the provider receives it: a `name/arch version` line each.
+        assert.equal(bookworm.inputs.packages, "chrony/amd64 1.0-1\njq/amd64 1.0-1\n");
         assert.deepEqual(bookworm.inputs.publish, { root, prefix: "debian" });
         // The signing key reaches the mirror as a secret.
         assert.equal(bookworm.inputs.signing["4dabf18193072939515e22adb298388d"], "1b47061264138c4ac30d75fd1eb44270");
@@ -304,7 +305,7 @@ describe("MiniMirror component (mocks)", () => {
             architectures: ["amd64"],
             keyUrl: "file:///keys/ubuntu.asc",
         });
-        assert.deepEqual(jammy.inputs.packages, { "ceph-common/amd64": "1.0-1", "jq/amd64": "1.0-1" });
+        assert.equal(jammy.inputs.packages, "ceph-common/amd64 1.0-1\njq/amd64 1.0-1\n");
         assert.deepEqual(jammy.inputs.publish, { root, prefix: "ubuntu" });
         const updates = mocks.get("y-ubuntu-jammy-updates");
         assert.deepEqual(updates.inputs.publish, { root, prefix: "ubuntu" });

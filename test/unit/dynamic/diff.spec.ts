@@ -2,6 +2,7 @@ import * as path from "node:path";
 import * as os from "node:os";
 import * as fs from "node:fs";
 import assert from "node:assert/strict";
+import { lockDigest, lockText } from "../../../provider/apt/lock_text";
 import { operations as apt } from "../../../provider/apt/operations";
 import { unknownValue } from "../../../provider/dynamic/contract";
 import { renderHostFiles } from "../../../provider/host/render";
@@ -81,6 +82,28 @@ describe("AptMirror diff", () => {
             changes: true,
             replaces: ["publish"],
         });
+    });
+
+    it("the lock as text (what the SDK passes) against a state holding its digest, or an older state's map", async () => {
+        const text = lockText(spec.packages);
+        assert.equal(text, "app/amd64 1.0-1\n");
+        const { packages: _, ...rest } = spec;
+        const current = { ...rest, packagesSha256: lockDigest(text), drift: [] };
+        assert.deepEqual(await diff(current, { ...spec, packages: text }), { changes: false, replaces: [] });
+        // A state written by an older version holds the map: the same lock is no change.
+        assert.deepEqual(await diff({ ...spec, drift: [] }, { ...spec, packages: text }), {
+            changes: false,
+            replaces: [],
+        });
+        for (const packages of ["app/amd64 1.1-1\n", "app/amd64 1.0-1\nlibfoo/amd64 1.2-1\n", ""]) {
+            assert.deepEqual(await diff(current, { ...spec, packages }), { changes: true, replaces: [] }, packages);
+        }
+        // `external` (what dependencies.from supplies) is compared the same way.
+        const external = lockText({ "libc6/amd64": "2.36-9 from http://deb.example/debian bookworm" });
+        const withExternal = { ...current, externalSha256: lockDigest(external) };
+        assert.equal((await diff(withExternal, { ...spec, packages: text, external })).changes, false);
+        assert.equal((await diff(withExternal, { ...spec, packages: text })).changes, true);
+        assert.equal((await diff(current, { ...spec, packages: text, external })).changes, true);
     });
 
     it("drift found by the last refresh is a change, so up repairs it; unknown inputs are a change", async () => {
