@@ -422,8 +422,14 @@ function reportPreview(p: PreviewResult): void {
     );
     log(`  stack state file:                       ${p.stateBytes} bytes (${megabytes(p.stateBytes)} MB)`);
     log(`  lock file:                              ${p.lockBytes} bytes (${megabytes(p.lockBytes)} MB)`);
+    const bare = p.withoutPackagesOutput;
+    log(
+        `  without \`export const packages\`:     ${bare.previewMs.map((ms) => `${seconds(ms)} s`).join(", ")}; median ${seconds(median(bare.previewMs))} s; state ${bare.stateBytes} bytes (${megabytes(bare.stateBytes)} MB)`,
+    );
     target("pulumi preview --expect-no-changes, median s", previewMedian / 1000, 2.5);
     target("stack state file, MB", p.stateBytes / 1e6, 1.2);
+    target("the same, mirror alone (no packages stack output): preview median s", median(bare.previewMs) / 1000, 2.5);
+    target("the same, mirror alone: stack state file, MB", bare.stateBytes / 1e6, 1.2);
     if (p.profileDir !== undefined && existsSync(p.profileDir)) {
         for (const file of readdirSync(p.profileDir).filter((f) => f.endsWith(".cpuprofile"))) {
             printProfile(`the profiled preview, node process ${file}`, join(p.profileDir, file), 0.2);

@@ -5,7 +5,7 @@
  * arguments as stack configuration and a lock file, on a local file backend with passphrase
  * secrets. `pulumi up` once, then previews with the lock unchanged.
  */
-import { statSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { AptMirrorArgs } from "../../sdk";
@@ -46,6 +46,12 @@ export interface PreviewResult {
     emptyPreviewMs: number[];
     /** Where the profiled preview left its profiles. */
     profileDir?: string;
+    /**
+     * The same program without `export const packages = mirror.packages` (the lock's map as a
+     * stack output, which the engine moves and stores on every run): `up` once more, then the
+     * same number of previews, and the state file after it.
+     */
+    withoutPackagesOutput: { previewMs: number[]; stateBytes: number };
 }
 
 /** A TypeScript program of the deployment repository that loads the package and declares nothing. */
@@ -97,6 +103,7 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
                 `  preview ${i}: pulumi preview --expect-no-changes ${(preview.elapsedMs / 1000).toFixed(2)} s`,
             );
         }
+        const stateBytes = stack.stateBytes().length;
         let profileDir: string | undefined;
         if (options.cpuProfDir !== undefined) {
             profileDir = join(options.cpuProfDir, "preview");
@@ -119,6 +126,7 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
                     (profiled.code === 0 ? "" : `\n${profiled.stdout.slice(-2000)}${profiled.stderr.slice(-2000)}`),
             );
         }
+        const withoutPackagesOutput = await previewWithoutPackagesOutput(stack, options);
         const emptyPreviewMs = await previewEmpty(options);
         return {
             ...(profileDir === undefined ? {} : { profileDir }),
@@ -127,12 +135,36 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
             upMs: up.elapsedMs,
             packageCount,
             previewMs,
-            stateBytes: stack.stateBytes().length,
+            stateBytes,
             lockBytes: statSync(lockFile).size,
+            withoutPackagesOutput,
         };
     } finally {
         await stack.dispose();
     }
+}
+
+/**
+ * The program without its `packages` stack output: the mirror alone. Rewrites index.ts in the
+ * stack's directory, runs `up` (the stack output goes; the mirror is unchanged), then previews.
+ */
+async function previewWithoutPackagesOutput(
+    stack: Awaited<ReturnType<typeof createProgramStack>>,
+    options: PreviewOptions,
+): Promise<{ previewMs: number[]; stateBytes: number }> {
+    const exported = "export const packages = mirror.packages;\n";
+    if (!aptProgram.includes(exported)) throw new Error("the program no longer exports packages as written here");
+    writeFileSync(join(stack.dir, "index.ts"), aptProgram.replace(exported, ""));
+    const up = await stack.cli(["up", "--yes", "--skip-preview", "--non-interactive"], { timeoutMs: 3_600_000 });
+    if (up.code !== 0) throw failed("pulumi up without the packages output", up);
+    const previewMs: number[] = [];
+    for (let i = 1; i <= options.previews; i++) {
+        const preview = await stack.cli(["preview", "--expect-no-changes", "--non-interactive"]);
+        if (preview.code !== 0) throw failed("pulumi preview --expect-no-changes without the packages output", preview);
+        previewMs.push(preview.elapsedMs);
+        options.log(`  without the packages stack output, preview ${i}: ${(preview.elapsedMs / 1000).toFixed(2)} s`);
+    }
+    return { previewMs, stateBytes: stack.stateBytes().length };
 }
 
 async function previewEmpty(options: PreviewOptions): Promise<number[]> {
