@@ -67,6 +67,26 @@ function trimEnd(line: string): string {
 }
 
 /**
+ * Field names and their lower-case keys, one string each however many stanzas name them: an
+ * index of 20,000 stanzas otherwise holds two fresh strings per field and stanza (about 600,000).
+ * Bounded, so that an index with endless distinct field names cannot grow it.
+ */
+const fieldNames = new Map<string, readonly [string, string]>();
+const FIELD_NAMES_MAX = 4096;
+
+function fieldName(name: string): readonly [string, string] {
+    const known = fieldNames.get(name);
+    if (known !== undefined) {
+        return known;
+    }
+    const pair = [name, name.toLowerCase()] as const;
+    if (fieldNames.size < FIELD_NAMES_MAX) {
+        fieldNames.set(name, pair);
+    }
+    return pair;
+}
+
+/**
  * Accumulates lines into stanzas. Holds only the stanza being read, so a caller that feeds a
  * file line by line keeps memory flat whatever the number of stanzas.
  *
@@ -120,12 +140,11 @@ class StanzaReader {
         if (colon <= 0) {
             throw parseError(this.lineNumber, `expected "Field: value", got ${JSON.stringify(line)}`);
         }
-        const name = line.slice(0, colon);
+        const [name, key] = fieldName(line.slice(0, colon));
         if (first === 0x2d || name.indexOf(" ") >= 0 || name.indexOf("\t") >= 0) {
             throw parseError(this.lineNumber, `invalid field name ${JSON.stringify(name)}`);
         }
         this.flushField();
-        const key = name.toLowerCase();
         if (this.fields.has(key)) {
             throw parseError(this.lineNumber, `duplicate field ${JSON.stringify(name)}`);
         }
@@ -197,8 +216,15 @@ class StanzaReader {
  * field repeated within a stanza.
  */
 export function parseStanzas(text: string): Stanza[] {
+    return [...eachStanza(text)];
+}
+
+/**
+ * `parseStanzas`, one stanza at a time: a caller that only looks at each stanza once (the pool
+ * files a published index names) holds one stanza, not all of them.
+ */
+export function* eachStanza(text: string): Generator<Stanza> {
     const reader = new StanzaReader(text);
-    const stanzas: Stanza[] = [];
     let start = 0;
     const n = text.length;
     while (start < n) {
@@ -208,15 +234,14 @@ export function parseStanzas(text: string): Stanza[] {
         }
         const stanza = reader.push(text.slice(start, end), start);
         if (stanza !== undefined) {
-            stanzas.push(stanza);
+            yield stanza;
         }
         start = end + 1;
     }
     const last = reader.finish();
     if (last !== undefined) {
-        stanzas.push(last);
+        yield last;
     }
-    return stanzas;
 }
 
 /**

@@ -22,7 +22,7 @@ import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { AirgapError, invalidArgument } from "../errors";
 import { type HeldLock, takeLock } from "../store/lockfile";
-import { parseStanzas, toPackageRecord, unsafePathReason } from "./control";
+import { eachStanza, toPackageRecord, unsafePathReason } from "./control";
 import { sourceStanzaFiles } from "./sources";
 
 export const GENERATIONS_DIR = ".generations";
@@ -212,14 +212,14 @@ export async function referencedPoolFiles(repoDir: string): Promise<PoolReferenc
             for (const index of await packagesIndexesIn(suiteDir)) {
                 const text = indexText(index, await fsp.readFile(path.join(suiteDir, index)));
                 const component = index.split("/binary-")[0];
-                for (const stanza of parseStanzas(text)) {
+                for (const stanza of eachStanza(text)) {
                     const record = toPackageRecord(stanza, component);
                     files.set(record.filename, record.sha256);
                 }
             }
             // Source packages' files (`withSources`).
             for (const index of await packagesIndexesIn(suiteDir, "Sources")) {
-                for (const stanza of parseStanzas(indexText(index, await fsp.readFile(path.join(suiteDir, index))))) {
+                for (const stanza of eachStanza(indexText(index, await fsp.readFile(path.join(suiteDir, index))))) {
                     for (const [file, sha] of sourceStanzaFiles(stanza)) {
                         files.set(file, sha);
                     }

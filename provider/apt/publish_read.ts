@@ -17,7 +17,8 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { checkReleaseSignatures, type ReleaseSignatureCheck } from "../pgp/sign";
 import { sha256 } from "../store/atomic";
-import { parseStanzas, toPackageRecord } from "./control";
+import { eachStanza, toPackageRecord } from "./control";
+import type { Stanza } from "./types";
 import { hashFile } from "./pool";
 import { toSourceRecord } from "./sources";
 import type { PublishedPackage } from "./publish";
@@ -185,7 +186,7 @@ export async function readPublished(
                     continue;
                 }
                 try {
-                    for (const stanza of parseStanzas(indexText(name, bytes))) {
+                    for (const stanza of eachStanza(indexText(name, bytes))) {
                         const record = toPackageRecord(stanza, component);
                         packages.set(record.filename, {
                             name: record.name,
@@ -272,14 +273,14 @@ function otherPoolFiles(
     problems: PublishedProblem[],
 ): Pick<PublishedPackage, "name" | "version" | "filename" | "size" | "sha256">[] {
     const out = new Map<string, Pick<PublishedPackage, "name" | "version" | "filename" | "size" | "sha256">>();
-    const read = (basePath: string, each: (stanza: ReturnType<typeof parseStanzas>[number]) => void) => {
+    const read = (basePath: string, each: (stanza: Stanza) => void) => {
         const name = indexBytes.has(basePath) ? basePath : `${basePath}.gz`;
         const bytes = indexBytes.get(name);
         if (bytes === undefined) {
             return;
         }
         try {
-            for (const stanza of parseStanzas(indexText(name, bytes))) {
+            for (const stanza of eachStanza(indexText(name, bytes))) {
                 each(stanza);
             }
         } catch (err) {

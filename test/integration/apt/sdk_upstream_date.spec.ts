@@ -76,7 +76,8 @@ describe("AptMirror SDK: the lock's upstream Release date", function () {
     it("a resolved lock passes the upstream Release Date as upstreamDate and writes it to the lock file", async () => {
         const date = parseRelease(readFileSync(upstream.releasePath, "utf8")).date!.toISOString();
         const got = await declare("first");
-        assert.deepEqual(got.packages, { "app/amd64": "1.0-1" });
+        // The lock as the provider receives it: text, a `name/arch version` line each.
+        assert.equal(got.packages, "app/amd64 1.0-1\n");
         assert.equal(got.upstreamDate, date);
         assert.equal(got.allowDowngrade, false);
         const saved = JSON.parse(readFileSync(lockFile, "utf8"));
@@ -89,7 +90,8 @@ describe("AptMirror SDK: the lock's upstream Release date", function () {
         await server!.close();
         server = undefined;
         const got = await declare("second");
-        assert.deepEqual(got.packages, { "app/amd64": "1.0-1" });
+        // The lock as the provider receives it: text, a `name/arch version` line each.
+        assert.equal(got.packages, "app/amd64 1.0-1\n");
         assert.equal(got.upstreamDate, saved.upstreamDate);
     });
 
@@ -97,7 +99,8 @@ describe("AptMirror SDK: the lock's upstream Release date", function () {
         const { upstreamDate: _, ...older } = JSON.parse(readFileSync(lockFile, "utf8"));
         writeFileSync(lockFile, `${JSON.stringify(older, null, 2)}\n`);
         const got = await declare("third");
-        assert.deepEqual(got.packages, { "app/amd64": "1.0-1" });
+        // The lock as the provider receives it: text, a `name/arch version` line each.
+        assert.equal(got.packages, "app/amd64 1.0-1\n");
         assert.equal(got.upstreamDate, undefined);
     });
 });

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import {
+    eachStanza,
     formatStanza,
     parseSourceField,
     parseStanzas,
@@ -158,6 +159,25 @@ describe("apt/control", () => {
             assert.match(dpkg.get("Status") ?? "", /installed/);
             assert.match(dpkg.get("Version") ?? "", /^\d/);
             assert.ok(stanzas.length > 10);
+        });
+    });
+
+    describe("eachStanza", () => {
+        it("yields each stanza before reading the next, then fails on a malformed line where parseStanzas does", () => {
+            const text = "Package: a\nVersion: 1\n\nPackage: b\nVersion: 2\n\nnot a field\n";
+            const seen: string[] = [];
+            assert.throws(() => {
+                for (const stanza of eachStanza(text)) {
+                    seen.push(stanza.get("Package") ?? "?");
+                }
+            }, /line 7/);
+            assert.deepEqual(seen, ["a", "b"]);
+            assert.throws(() => parseStanzas(text), /line 7/);
+            const good = "Package: a\r\nVersion: 1\r\n\r\nPackage: b\nVersion: 2";
+            assert.deepEqual(
+                [...eachStanza(good)].map((s) => [s.get("Package"), s.get("Version")]),
+                parseStanzas(good).map((s) => [s.get("Package"), s.get("Version")]),
+            );
         });
     });
 
