@@ -10,7 +10,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { AptMirrorArgs } from "../../sdk";
 import { aptProgram } from "../../test/e2e/programs";
-import { type CliResult, cliEnv, createProgramStack, pulumiBin } from "../../test/harness/program";
+import { type CliResult, cliEnv, createProgramStack, type ProgramStack, pulumiBin } from "../../test/harness/program";
 import { run } from "../../test/harness/servers/process";
 import { makeTempDir } from "../../test/harness/tmp";
 
@@ -94,15 +94,12 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
         const packageCount = Number(outputs.count);
         options.log(`  preview: pulumi up ${(up.elapsedMs / 1000).toFixed(2)} s, ${packageCount} packages`);
 
-        const previewMs: number[] = [];
-        for (let i = 1; i <= options.previews; i++) {
-            const preview = await stack.cli(["preview", "--expect-no-changes", "--non-interactive"]);
-            if (preview.code !== 0) throw failed("pulumi preview --expect-no-changes", preview);
-            previewMs.push(preview.elapsedMs);
-            options.log(
-                `  preview ${i}: pulumi preview --expect-no-changes ${(preview.elapsedMs / 1000).toFixed(2)} s`,
-            );
-        }
+        const previewMs = await timedPreviews(
+            stack,
+            options,
+            "",
+            (i) => `preview ${i}: pulumi preview --expect-no-changes`,
+        );
         const stateBytes = stack.stateBytes().length;
         let profileDir: string | undefined;
         if (options.cpuProfDir !== undefined) {
@@ -149,7 +146,7 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
  * stack's directory, runs `up` (the stack output goes; the mirror is unchanged), then previews.
  */
 async function previewWithoutPackagesOutput(
-    stack: Awaited<ReturnType<typeof createProgramStack>>,
+    stack: ProgramStack,
     options: PreviewOptions,
 ): Promise<{ previewMs: number[]; stateBytes: number }> {
     const exported = "export const packages = mirror.packages;\n";
@@ -157,14 +154,33 @@ async function previewWithoutPackagesOutput(
     writeFileSync(join(stack.dir, "index.ts"), aptProgram.replace(exported, ""));
     const up = await stack.cli(["up", "--yes", "--skip-preview", "--non-interactive"], { timeoutMs: 3_600_000 });
     if (up.code !== 0) throw failed("pulumi up without the packages output", up);
-    const previewMs: number[] = [];
+    const previewMs = await timedPreviews(
+        stack,
+        options,
+        " without the packages output",
+        (i) => `without the packages stack output, preview ${i}:`,
+    );
+    return { previewMs, stateBytes: stack.stateBytes().length };
+}
+
+/**
+ * `options.previews` runs of `pulumi preview --expect-no-changes`, each logged as
+ * `<label(i)> <seconds> s`; a preview that fails (a change, an error) fails the measurement.
+ */
+async function timedPreviews(
+    stack: ProgramStack,
+    options: PreviewOptions,
+    what: string,
+    label: (i: number) => string,
+): Promise<number[]> {
+    const times: number[] = [];
     for (let i = 1; i <= options.previews; i++) {
         const preview = await stack.cli(["preview", "--expect-no-changes", "--non-interactive"]);
-        if (preview.code !== 0) throw failed("pulumi preview --expect-no-changes without the packages output", preview);
-        previewMs.push(preview.elapsedMs);
-        options.log(`  without the packages stack output, preview ${i}: ${(preview.elapsedMs / 1000).toFixed(2)} s`);
+        if (preview.code !== 0) throw failed(`pulumi preview --expect-no-changes${what}`, preview);
+        times.push(preview.elapsedMs);
+        options.log(`  ${label(i)} ${(preview.elapsedMs / 1000).toFixed(2)} s`);
     }
-    return { previewMs, stateBytes: stack.stateBytes().length };
+    return times;
 }
 
 async function previewEmpty(options: PreviewOptions): Promise<number[]> {
@@ -172,14 +188,7 @@ async function previewEmpty(options: PreviewOptions): Promise<number[]> {
     try {
         const up = await stack.cli(["up", "--yes", "--skip-preview", "--non-interactive"]);
         if (up.code !== 0) throw failed("pulumi up of the empty program", up);
-        const times: number[] = [];
-        for (let i = 1; i <= options.previews; i++) {
-            const preview = await stack.cli(["preview", "--expect-no-changes", "--non-interactive"]);
-            if (preview.code !== 0) throw failed("pulumi preview --expect-no-changes of the empty program", preview);
-            times.push(preview.elapsedMs);
-            options.log(`  empty program, preview ${i}: ${(preview.elapsedMs / 1000).toFixed(2)} s`);
-        }
-        return times;
+        return await timedPreviews(stack, options, " of the empty program", (i) => `empty program, preview ${i}:`);
     } finally {
         await stack.dispose();
     }
