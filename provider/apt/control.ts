@@ -28,20 +28,99 @@ import { AirgapError, invalidArgument, parseError } from "../errors";
 import type { PackageRecord, Stanza } from "./types";
 import { parseVersion } from "./version";
 
-class ParsedStanza implements Stanza {
-    readonly order: readonly string[];
-    readonly raw: string;
-    private readonly fields: Map<string, string>;
-
-    constructor(order: string[], fields: Map<string, string>, raw: string) {
-        this.order = order;
-        this.fields = fields;
-        this.raw = raw;
-    }
+/**
+ * A stanza kept as its text: a field is found and its value built when asked for. An index of
+ * 20,000 stanzas held as maps of field values took about three times the memory of its text
+ * (a string per value, a map and an order array per stanza); this holds one string per stanza.
+ * `StanzaReader` has checked every line before one is made, so the text is well formed here.
+ */
+class TextStanza implements Stanza {
+    constructor(readonly raw: string) {}
 
     get(field: string): string | undefined {
-        return this.fields.get(field.toLowerCase());
+        const raw = this.raw;
+        const n = raw.length;
+        let start = 0;
+        while (start < n) {
+            let end = raw.indexOf("\n", start);
+            if (end < 0) {
+                end = n;
+            }
+            if (raw.charCodeAt(start + field.length) === 0x3a && sameName(raw, start, field)) {
+                return valueFrom(raw, start + field.length + 1, end);
+            }
+            start = end + 1;
+        }
+        return undefined;
     }
+
+    get order(): readonly string[] {
+        return this.entries().map(([name]) => name);
+    }
+
+    entries(): [string, string][] {
+        const raw = this.raw;
+        const out: [string, string][] = [];
+        let start = 0;
+        while (start < raw.length) {
+            let end = raw.indexOf("\n", start);
+            if (end < 0) {
+                end = raw.length;
+            }
+            const first = raw.charCodeAt(start);
+            if (first !== 0x20 && first !== 0x09 && first !== 0x23) {
+                const colon = raw.indexOf(":", start);
+                out.push([fieldName(raw.slice(start, colon))[0], valueFrom(raw, colon + 1, end)]);
+            }
+            start = end + 1;
+        }
+        return out;
+    }
+}
+
+/** Whether `raw` holds the field name `field` at `at`, ASCII letters compared without case. */
+function sameName(raw: string, at: number, field: string): boolean {
+    for (let k = 0; k < field.length; k++) {
+        const a = raw.charCodeAt(at + k);
+        const b = field.charCodeAt(k);
+        if (a !== b) {
+            const lower = a | 0x20;
+            if (lower !== (b | 0x20) || lower < 0x61 || lower > 0x7a) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/**
+ * The value of the field whose line ends at `end` and whose value starts at `from` (just after
+ * the colon), with its continuation lines (comment lines between them skipped), as
+ * `Stanza.get` promises.
+ */
+function valueFrom(raw: string, from: number, end: number): string {
+    let start = from;
+    while (start < end && (raw.charCodeAt(start) === 0x20 || raw.charCodeAt(start) === 0x09)) {
+        start++;
+    }
+    let value = trimEnd(raw.slice(start, end));
+    let next = end + 1;
+    while (next < raw.length) {
+        const c = raw.charCodeAt(next);
+        if (c !== 0x20 && c !== 0x09 && c !== 0x23) {
+            break;
+        }
+        let lineEnd = raw.indexOf("\n", next);
+        if (lineEnd < 0) {
+            lineEnd = raw.length;
+        }
+        if (c !== 0x23) {
+            const text = trimEnd(raw.slice(next + 1, lineEnd));
+            value += text === "." ? "\n" : `\n${text}`;
+        }
+        next = lineEnd + 1;
+    }
+    return value;
 }
 
 function isBlankLine(line: string): boolean {
@@ -93,12 +172,8 @@ function fieldName(name: string): readonly [string, string] {
  * Given the whole `source` text, it takes `raw` as one slice of it instead of joining lines.
  */
 class StanzaReader {
-    private order: string[] = [];
-    private fields = new Map<string, string>();
-    /** Field being read (lower-case key) and its value lines, flushed on the next field. */
-    private currentKey: string | undefined;
-    private currentName = "";
-    private currentValue: string[] = [];
+    /** Lower-case names of the stanza's fields so far, to refuse one given twice. */
+    private keys: string[] = [];
     /** Streaming: lines of the stanza so far, and how many end with a field or continuation line. */
     private lines: string[] = [];
     private contentLines = 0;
@@ -122,17 +197,15 @@ class StanzaReader {
         }
         const first = line.charCodeAt(0);
         if (first === 0x23) {
-            if (this.source === undefined && this.order.length + this.currentValue.length > 0) {
+            if (this.source === undefined && this.keys.length > 0) {
                 this.lines.push(line);
             }
             return undefined;
         }
         if (first === 0x20 || first === 0x09) {
-            if (this.currentKey === undefined) {
+            if (this.keys.length === 0) {
                 throw parseError(this.lineNumber, `continuation line without a field: ${JSON.stringify(line)}`);
             }
-            const text = trimEnd(line.slice(1));
-            this.currentValue.push(text === "." ? "" : text);
             this.addRaw(line, offset);
             return undefined;
         }
@@ -144,25 +217,17 @@ class StanzaReader {
         if (first === 0x2d || name.indexOf(" ") >= 0 || name.indexOf("\t") >= 0) {
             throw parseError(this.lineNumber, `invalid field name ${JSON.stringify(name)}`);
         }
-        this.flushField();
-        if (this.fields.has(key)) {
+        if (this.keys.includes(key)) {
             throw parseError(this.lineNumber, `duplicate field ${JSON.stringify(name)}`);
         }
-        let start = colon + 1;
-        while (start < line.length && (line.charCodeAt(start) === 0x20 || line.charCodeAt(start) === 0x09)) {
-            start++;
-        }
-        this.currentKey = key;
-        this.currentName = name;
-        this.currentValue.push(trimEnd(line.slice(start)));
+        this.keys.push(key);
         this.addRaw(line, offset);
         return undefined;
     }
 
     /** Ends the current stanza (at a blank line or the end of input); undefined when empty. */
     finish(): Stanza | undefined {
-        this.flushField();
-        if (this.order.length === 0) {
+        if (this.keys.length === 0) {
             this.lines = [];
             return undefined;
         }
@@ -177,13 +242,11 @@ class StanzaReader {
             const lines = this.contentLines === this.lines.length ? this.lines : this.lines.slice(0, this.contentLines);
             raw = lines.join("\n");
         }
-        const stanza = new ParsedStanza(this.order, this.fields, raw);
         this.lines = [];
         this.contentLines = 0;
         this.rawStart = -1;
-        this.order = [];
-        this.fields = new Map();
-        return stanza;
+        this.keys = [];
+        return new TextStanza(raw);
     }
 
     private addRaw(line: string, offset: number): void {
@@ -196,17 +259,6 @@ class StanzaReader {
             }
             this.rawEnd = offset + line.length;
         }
-    }
-
-    private flushField(): void {
-        if (this.currentKey === undefined) {
-            return;
-        }
-        const value = this.currentValue.length === 1 ? this.currentValue[0] : this.currentValue.join("\n");
-        this.fields.set(this.currentKey, value);
-        this.order.push(this.currentName);
-        this.currentKey = undefined;
-        this.currentValue = [];
     }
 }
 

@@ -27,7 +27,7 @@ export function publishedStanza(record: PackageRecord, filename: string): string
     };
     const seen = new Set<string>();
     let fileAt = -1;
-    for (const name of record.stanza.order) {
+    for (const [name, value] of record.stanza.entries()) {
         const key = name.toLowerCase();
         if (FILE_FIELDS.has(key)) {
             if (fileAt < 0) {
@@ -36,7 +36,7 @@ export function publishedStanza(record: PackageRecord, filename: string): string
             continue;
         }
         seen.add(key);
-        fields.push([name, own[key] ?? record.stanza.get(name) ?? ""]);
+        fields.push([name, own[key] ?? value]);
     }
     const head = (["Package", "Version", "Architecture"] as const).filter((name) => !seen.has(name.toLowerCase()));
     const fileFields: [string, string][] = [

@@ -220,14 +220,14 @@ const HASH_FIELDS = new Set(["files", "checksums-sha1", "checksums-sha256", "che
 export function publishedSourceStanza(record: SourceRecord): string {
     const fields: [string, string][] = [];
     let at = -1;
-    for (const name of record.stanza.order) {
+    for (const [name, value] of record.stanza.entries()) {
         if (HASH_FIELDS.has(name.toLowerCase())) {
             if (at < 0) {
                 at = fields.length;
             }
             continue;
         }
-        fields.push([name, record.stanza.get(name) ?? ""]);
+        fields.push([name, value]);
     }
     const sums = record.files.map((f) => `${f.sha256} ${f.size} ${f.name}`).join("\n");
     fields.splice(

@@ -15,6 +15,8 @@ export interface Stanza {
     readonly order: readonly string[];
     /** The stanza's text exactly as read (without the blank separator line). */
     readonly raw: string;
+    /** Every field as `[name as spelled, value as get() gives it]`, in order, in one pass. */
+    entries(): [string, string][];
 }
 
 /** A binary package from a `Packages` index, with the fields the engine needs parsed out. */

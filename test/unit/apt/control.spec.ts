@@ -117,6 +117,49 @@ describe("apt/control", () => {
             assert.equal(s.get("Multi-Arch"), "same");
         });
 
+        it("gives every field once in entries(), as get() does, and does not take a name for another it starts", () => {
+            const text =
+                "Package: a\nPackage-Type: udeb\nSize-Extra: 9\n# c\nSize: 12\nDescription: x\n .\n # y\n# z\n w  \n";
+            const [s] = parseStanzas(text);
+            assert.deepEqual(s.entries(), [
+                ["Package", "a"],
+                ["Package-Type", "udeb"],
+                ["Size-Extra", "9"],
+                ["Size", "12"],
+                ["Description", "x\n\n# y\nw"],
+            ]);
+            for (const [name, value] of s.entries()) {
+                assert.equal(s.get(name), value);
+                assert.equal(s.get(name.toUpperCase()), value);
+            }
+            assert.equal(s.get("Packag"), undefined);
+            assert.equal(s.get("Size-"), undefined);
+            assert.equal(s.get("#"), undefined);
+        });
+
+        it("holds a parsed index in about the memory of its text", () => {
+            const parts: string[] = [];
+            for (let i = 0; i < 20_000; i++) {
+                parts.push(
+                    `Package: pkg${i}\nVersion: 1.${i}-1\nArchitecture: amd64\nMaintainer: M <m@example.invalid>\n` +
+                        `Depends: libc6 (>= 2.34), pkg${i + 1}\nSection: libs\nPriority: optional\n` +
+                        `Filename: pool/main/p/pkg${i}/pkg${i}_1.${i}-1_amd64.deb\nSize: ${i * 10}\nSHA256: ${SHA}\n` +
+                        `Description: package number ${i}\n Long text for package ${i}.\n .\n Second paragraph.\n`,
+                );
+            }
+            const text = parts.join("\n");
+            setFlagsFromString("--expose-gc");
+            const gc = runInNewContext("gc") as () => void;
+            gc();
+            const before = process.memoryUsage().heapUsed;
+            const stanzas = parseStanzas(text);
+            gc();
+            const held = process.memoryUsage().heapUsed - before;
+            assert.equal(stanzas.length, 20_000);
+            // As maps of values it took about three times its text; as text, the text and a little.
+            assert.ok(held < text.length * 0.5, `parsed stanzas hold ${held} bytes beyond a text of ${text.length}`);
+        });
+
         it("reports malformed lines with their number", () => {
             assert.throws(() => parseStanzas("Package: a\nno colon here\n"), parseErrorMatching(/line 2/));
             assert.throws(() => parseStanzas(" continuation first\n"), parseErrorMatching(/continuation/));

@@ -31,7 +31,12 @@ export function stanza(text: string): Stanza {
         order.push(name);
         fields.set(current, line.slice(colon + 1).trim());
     }
-    return { get: (field) => fields.get(field.toLowerCase()), order, raw: text.trim() };
+    return {
+        get: (field) => fields.get(field.toLowerCase()),
+        order,
+        raw: text.trim(),
+        entries: () => order.map((name): [string, string] => [name, fields.get(name.toLowerCase()) ?? ""]),
+    };
 }
 
 /** Removes the indentation common to all non-blank lines, so stanzas can be indented in tests. */
