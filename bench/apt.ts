@@ -4,7 +4,7 @@
  * the ratios; it asserts nothing about time. See bench/README.md.
  *
  *     npm run bench:apt -- [--deb-cache DIR] [--cpu-prof DIR] [--groups N] [--runs N] [--stanzas N]
- *         [--fallbacks present] [--upstream nginx] [--query apps|all] [--change-percent P]
+ *         [--fallbacks present] [--upstream nginx|system] [--query apps|all] [--change-percent P]
  *         [--sizes N,N,...] [--preview]
  *
  * --deb-cache DIR  keep the generated .debs in DIR and reuse them in later runs
@@ -15,6 +15,10 @@
  * --stanzas N      stanzas of the synthetic index for the parsing benchmark (default 60000)
  * --fallbacks present  second alternatives name packages that exist (aptly then selects more)
  * --upstream nginx     serve the upstream with Debian's nginx instead of the harness' static server
+ * --upstream system    instead of a generated upstream: the machine's own Debian archive (its
+ *                  first release suite in /etc/apt/sources.list.d, verified with the keyring its
+ *                  Signed-By names), the closure of nginx openssh-server curl postgresql-15
+ *                  python3; the cold and no-op cases, --runs times (needs the network)
  * --query all      mirror the whole suite: aptly with no filter, ours with `Name (~ .*)`, which
  *                  every package matches (default `apps`: the applications of half the groups,
  *                  with dependencies)
@@ -31,6 +35,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type GpgKeyring, makeGpgKeyring } from "../test/harness/fixtures/aptrepo";
+import { machineDebianSuites, machineSuitesUnreachable } from "../test/harness/fixtures/machinearchive";
 import { run } from "../test/harness/servers/process";
 import { startStaticServer } from "../test/harness/servers/http";
 import { cleanupAll, makeTempDir, removeTempDir } from "../test/harness/tmp";
@@ -91,7 +96,7 @@ interface Args {
     stanzas: number;
     runs: number;
     fallbacks: "absent" | "present";
-    upstream: "harness" | "nginx";
+    upstream: "harness" | "nginx" | "system";
     query: "apps" | "all";
     changePercent?: number;
     sizes?: number[];
@@ -142,7 +147,9 @@ function parseArgs(argv: readonly string[]): Args {
                 break;
             case "--upstream": {
                 const v = value();
-                if (v !== "harness" && v !== "nginx") throw new Error("--upstream takes harness or nginx");
+                if (v !== "harness" && v !== "nginx" && v !== "system") {
+                    throw new Error("--upstream takes harness, nginx or system");
+                }
                 args.upstream = v;
                 break;
             }
@@ -215,21 +222,30 @@ interface Bench {
     profiles: { label: string; dir: string }[];
 }
 
-/** A generated upstream of one size, served over HTTP. */
+/** An upstream both tools mirror: its suite, how each side names and trusts it, the query. */
 interface Served {
-    plan: UpstreamPlan;
-    site: Upstream;
     url: string;
+    distribution: string;
+    /** Ours: the AptMirror's source. */
+    source: RunOursConfig["source"];
+    /** aptly: a keyring file (binary keys) for gpgv. */
+    trusted: string;
     /** Ours: the package queries; aptly: its filter (undefined: the whole suite). */
     queries: string[];
     aptlyFilter?: string;
     close(): Promise<void>;
 }
 
+/** A generated upstream of one size, served over HTTP. */
+interface GeneratedUpstream extends Served {
+    plan: UpstreamPlan;
+    site: Upstream;
+}
+
 const prefix = "bench";
 const distribution = "stable";
 
-async function serveUpstream(bench: Bench, groups: number): Promise<Served> {
+async function serveUpstream(bench: Bench, groups: number): Promise<GeneratedUpstream> {
     const { args } = bench;
     const start = performance.now();
     const plan = planUpstream({ groups, fallbacks: args.fallbacks });
@@ -253,6 +269,16 @@ async function serveUpstream(bench: Bench, groups: number): Promise<Served> {
         plan,
         site,
         url: server.url,
+        distribution,
+        // Verified with the upstream's key, given as text.
+        source: {
+            url: server.url,
+            distribution,
+            components: ["main"],
+            architectures: ["amd64"],
+            key: bench.upstreamKeys.publicKeysArmored,
+        },
+        trusted: bench.trusted,
         queries,
         ...(all ? {} : { aptlyFilter: plan.query }),
         async close() {
@@ -275,9 +301,9 @@ interface RunSides {
 async function makeRunSides(bench: Bench, served: Served, tag: string): Promise<RunSides> {
     const aptly = await makeAptlySide({
         url: served.url,
-        distribution,
+        distribution: served.distribution,
         ...(served.aptlyFilter === undefined ? {} : { filter: served.aptlyFilter }),
-        trustedKeyring: bench.trusted,
+        trustedKeyring: served.trusted,
         signingHome: bench.mirrorKeys.home,
         signingFingerprint: bench.mirrorKeys.keys[0]!.fingerprint,
         prefix,
@@ -285,7 +311,7 @@ async function makeRunSides(bench: Bench, served: Served, tag: string): Promise<
     const oursDir = await makeTempDir("bench-ours");
     const oursRoot = join(oursDir, "root");
     const config: RunOursConfig = {
-        source: upstreamSource(bench, served),
+        source: served.source,
         queries: served.queries,
         withDeps: true,
         publish: { root: oursRoot, prefix },
@@ -331,8 +357,8 @@ async function makeRunSides(bench: Bench, served: Served, tag: string): Promise<
         aptly,
         ours,
         published: () => ({
-            aptly: publishedPackageSet(aptly.publishedDir, distribution),
-            ours: publishedPackageSet(join(oursRoot, prefix), distribution),
+            aptly: publishedPackageSet(aptly.publishedDir, served.distribution),
+            ours: publishedPackageSet(join(oursRoot, prefix), served.distribution),
         }),
         async dispose() {
             await removeTempDir(aptly.rootDir);
@@ -375,23 +401,12 @@ async function measureCase(
 const worstOwnRss = (runs: readonly CaseRun[]) =>
     Math.max(...runs.map((x) => Math.max(x.detail.resolveRssKiB, x.detail.upRssKiB)));
 
-/** The upstream as both our runs name it: the served suite, verified with the upstream's key. */
-function upstreamSource(bench: Bench, served: Served) {
-    return {
-        url: served.url,
-        distribution,
-        components: ["main"],
-        architectures: ["amd64"],
-        key: bench.upstreamKeys.publicKeysArmored,
-    };
-}
-
 /** The preview measurement; a failure is printed and ends only this part. */
 async function runPreview(bench: Bench, served: Served): Promise<PreviewResult | undefined> {
     log("");
     log("preview: one AptMirror of the query in a program of the deployment repository, real Pulumi CLI...");
     return measurePreview({
-        source: upstreamSource(bench, served),
+        source: served.source,
         queries: served.queries,
         withDeps: true,
         prefix,
@@ -688,6 +703,90 @@ async function scale(bench: Bench, sizes: readonly number[]): Promise<void> {
     if (preview !== undefined) reportPreview(preview);
 }
 
+/** What sites mirror from the real archive in the seeds: a web, SSH, database and Python host. */
+const SYSTEM_PACKAGES = ["nginx", "openssh-server", "curl", "postgresql-15", "python3"];
+
+/**
+ * The machine's own Debian archive (`--upstream system`): the closure of `SYSTEM_PACKAGES` from
+ * its release suite, both tools downloading from the network, cold then no-op, `--runs` times.
+ */
+async function realUpstream(bench: Bench): Promise<void> {
+    const { args } = bench;
+    const suites = machineDebianSuites();
+    if (typeof suites === "string") throw new Error(`--upstream system: ${suites}`);
+    const suite = suites.release;
+    const unreachable = await machineSuitesUnreachable([suite]);
+    if (unreachable !== undefined) throw new Error(`--upstream system: ${unreachable}`);
+    const served: Served = {
+        url: suite.uri,
+        distribution: suite.suite,
+        source: {
+            url: suite.uri,
+            distribution: suite.suite,
+            components: ["main"],
+            architectures: ["amd64"],
+            keyring: suite.signedBy,
+        },
+        trusted: suite.signedBy,
+        queries: SYSTEM_PACKAGES,
+        aptlyFilter: SYSTEM_PACKAGES.join(" | "),
+        async close() {},
+    };
+    log(
+        `upstream: the machine's Debian archive, suite ${suite.suite} main amd64 (from ${suite.file}, keyring ${suite.signedBy})`,
+    );
+    log(
+        `query: ${SYSTEM_PACKAGES.join(" ")}, with dependencies (aptly: -filter '${served.aptlyFilter}' -filter-with-deps)`,
+    );
+    const caseNames = ["cold sync", "no-op re-sync"] as const;
+    const results: CaseRun[][] = caseNames.map(() => []);
+    for (let r = 1; r <= args.runs; r++) {
+        log(`run ${r} of ${args.runs} (${await loadLine()})`);
+        const sides = await makeRunSides(bench, served, `system-run${r}`);
+        results[0]!.push(await measureCase(sides, caseNames[0], () => sides.aptly.cold()));
+        results[1]!.push(await measureCase(sides, caseNames[1], () => sides.aptly.resync()));
+        await sides.dispose();
+    }
+    if (args.preview) {
+        const preview = await runPreview(bench, served);
+        if (preview !== undefined) reportPreview(preview);
+    }
+    log("");
+    log(`load: ${await loadLine()}`);
+    log(`median of ${args.runs} run(s), ${results[0]![0]!.published} packages published:`);
+    const rows = caseNames.map((name, i) => {
+        const runs = results[i]!;
+        const aptlyMs = median(runs.map((c) => c.aptly.wallMs));
+        const oursMs = median(runs.map((c) => c.ours.wallMs));
+        return { name, runs, aptlyMs, oursMs };
+    });
+    log(
+        markdownTable(
+            [
+                "case",
+                "aptly s",
+                "ours s",
+                "ours/aptly",
+                "aptly peak RSS MiB",
+                "ours peak RSS MiB",
+                "every run, aptly / ours s",
+            ],
+            rows.map((c) => [
+                c.name,
+                seconds(c.aptlyMs),
+                seconds(c.oursMs),
+                ratio(c.oursMs, c.aptlyMs),
+                mebibytes(median(c.runs.map((x) => x.aptly.maxRssKiB))),
+                mebibytes(median(c.runs.map((x) => x.ours.maxRssKiB))),
+                c.runs.map((x) => `${seconds(x.aptly.wallMs)} / ${seconds(x.ours.wallMs)}`).join(", "),
+            ]),
+        ),
+    );
+    log(`same package set: ${rows.every((c) => c.runs.every((x) => x.same)) ? "yes" : "no"}`);
+    log("targets:");
+    target("real upstream, cold ours/aptly", rows[0]!.oursMs / rows[0]!.aptlyMs, 0.8);
+}
+
 async function main(): Promise<void> {
     const args = parseArgs(process.argv.slice(2));
     checkTimeTool();
@@ -702,7 +801,8 @@ async function main(): Promise<void> {
     await writeFile(trusted, (await upstreamKeys.gpg(["--export", upstreamKeys.keys[0]!.fingerprint])).stdoutBytes);
     const bench: Bench = { args, upstreamKeys, mirrorKeys, trusted, work, profiles: [] };
 
-    if (args.sizes === undefined) await threeCases(bench);
+    if (args.upstream === "system") await realUpstream(bench);
+    else if (args.sizes === undefined) await threeCases(bench);
     else await scale(bench, args.sizes);
 
     for (const { label, dir } of bench.profiles) {

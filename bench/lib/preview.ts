@@ -15,7 +15,7 @@ import { run } from "../../test/harness/servers/process";
 import { makeTempDir } from "../../test/harness/tmp";
 
 export interface PreviewOptions {
-    source: { url: string; distribution: string; components: string[]; architectures: string[]; key: string };
+    source: AptMirrorArgs["source"];
     queries: string[];
     withDeps: boolean;
     prefix: string;
