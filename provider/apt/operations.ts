@@ -26,6 +26,7 @@ import { unsafePathReason } from "./control";
 import { OPTIONAL_INDEX_KEYS, optionalIndexesProblems } from "./optional_indexes";
 import { checkKeyUrl, downgradeProblem, normalizeFingerprints, validForMs } from "./trust";
 import { lockDigest, parseLock } from "./lock_text";
+import { favorSmallHeap } from "../heap";
 
 /**
  * The inputs as the program passes them: the lock (`packages`, and `external`) as text, one
@@ -277,16 +278,19 @@ export const operations: Operations<AptMirrorInputs, AptMirrorOutputs> = {
 
     async create(inputs) {
         const spec = await assertValid(inputs);
+        favorSmallHeap();
         const state = await syncMirror(spec, providerSyncOptions(spec.publish.prefix));
         return { id: state.publishedPath, outs: outputsOf(state) };
     },
 
     async read(id, props) {
+        favorSmallHeap();
         return { id, props: outputsOf(await readMirror(stateOf(props))) };
     },
 
     async update(_id, _olds, news) {
         const spec = await assertValid(news);
+        favorSmallHeap();
         return { outs: outputsOf(await syncMirror(spec, providerSyncOptions(spec.publish.prefix))) };
     },
 
