@@ -435,6 +435,10 @@ function reportPreview(p: PreviewResult): void {
         `  the same previews of an empty program:  ${p.emptyPreviewMs.map((ms) => `${seconds(ms)} s`).join(", ")}; median ${seconds(median(p.emptyPreviewMs))} s` +
             " (CLI, language host, TypeScript, loading the package; no resource)",
     );
+    log(
+        `  one dynamic resource that does nothing:  ${p.trivialDynamicPreviewMs.map((ms) => `${seconds(ms)} s`).join(", ")}; median ${seconds(median(p.trivialDynamicPreviewMs))} s` +
+            " (the same, plus Pulumi's dynamic-provider host, the provider's serialization, check and diff)",
+    );
     log(`  stack state file:                       ${p.stateBytes} bytes (${megabytes(p.stateBytes)} MB)`);
     log(`  lock file:                              ${p.lockBytes} bytes (${megabytes(p.lockBytes)} MB)`);
     const bare = p.withoutPackagesOutput;

@@ -44,6 +44,8 @@ export interface PreviewResult {
      * declares nothing: what the CLI, the language host and the TypeScript compile cost alone.
      */
     emptyPreviewMs: number[];
+    /** The same previews of a program with one dynamic resource that does nothing. */
+    trivialDynamicPreviewMs: number[];
     /** Where the profiled preview left its profiles. */
     profileDir?: string;
     /**
@@ -59,6 +61,23 @@ const emptyProgram = `import * as pulumi from "@pulumi/pulumi";
 import { AptMirror } from "pulumi-airgap";
 
 export const loaded = typeof AptMirror === "function" && pulumi.getStack() !== "";
+`;
+
+/**
+ * The same, plus one dynamic resource whose provider does nothing: the floor of any program with
+ * a dynamic resource (the CLI starts Pulumi's dynamic-provider host, the program serializes the
+ * provider, the engine checks and diffs the resource).
+ */
+const trivialDynamicProgram = `import * as pulumi from "@pulumi/pulumi";
+import { AptMirror } from "pulumi-airgap";
+
+const provider: pulumi.dynamic.ResourceProvider = {
+    async create() {
+        return { id: "trivial", outs: {} };
+    },
+};
+export const id = new pulumi.dynamic.Resource(provider, "trivial", {}).id;
+export const loaded = typeof AptMirror === "function";
 `;
 
 const failed = (what: string, r: CliResult) =>
@@ -124,10 +143,17 @@ export async function measurePreview(options: PreviewOptions): Promise<PreviewRe
             );
         }
         const withoutPackagesOutput = await previewWithoutPackagesOutput(stack, options);
-        const emptyPreviewMs = await previewEmpty(options);
+        const emptyPreviewMs = await previewFloor(options, "benchempty", emptyProgram, "empty program");
+        const trivialDynamicPreviewMs = await previewFloor(
+            options,
+            "benchtrivial",
+            trivialDynamicProgram,
+            "one dynamic resource that does nothing",
+        );
         return {
             ...(profileDir === undefined ? {} : { profileDir }),
             emptyPreviewMs,
+            trivialDynamicPreviewMs,
             setupMs,
             upMs: up.elapsedMs,
             packageCount,
@@ -183,12 +209,13 @@ async function timedPreviews(
     return times;
 }
 
-async function previewEmpty(options: PreviewOptions): Promise<number[]> {
-    const stack = await createProgramStack("benchempty", { source: emptyProgram });
+/** Previews of a program in the same repository that sets a floor (`up` first, not counted). */
+async function previewFloor(options: PreviewOptions, name: string, source: string, what: string): Promise<number[]> {
+    const stack = await createProgramStack(name, { source });
     try {
         const up = await stack.cli(["up", "--yes", "--skip-preview", "--non-interactive"]);
-        if (up.code !== 0) throw failed("pulumi up of the empty program", up);
-        return await timedPreviews(stack, options, " of the empty program", (i) => `empty program, preview ${i}:`);
+        if (up.code !== 0) throw failed(`pulumi up of the ${what}`, up);
+        return await timedPreviews(stack, options, ` of the ${what}`, (i) => `${what}, preview ${i}:`);
     } finally {
         await stack.dispose();
     }
