@@ -76,7 +76,12 @@ const provider: pulumi.dynamic.ResourceProvider = {
         return { id: "trivial", outs: {} };
     },
 };
-export const id = new pulumi.dynamic.Resource(provider, "trivial", {}).id;
+class Trivial extends pulumi.dynamic.Resource {
+    constructor(name: string) {
+        super(provider, name, {});
+    }
+}
+export const id = new Trivial("trivial").id;
 export const loaded = typeof AptMirror === "function";
 `;
 
