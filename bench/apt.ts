@@ -471,6 +471,27 @@ function target(what: string, value: number, limit: number): void {
     log(`  ${what}: ${value.toFixed(3)} (target <= ${limit}) ${value <= limit ? "met" : "MISSED"}`);
 }
 
+/** Each case's medians over its runs, after the load line and the heading of the report. */
+async function reportMedians(runCount: number, caseNames: readonly string[], results: readonly CaseRun[][]) {
+    const med = (runs: readonly CaseRun[], pick: (c: CaseRun) => number) => median(runs.map(pick));
+    log("");
+    log(`load: ${await loadLine()}`);
+    log(`median of ${runCount} run(s), ${results[0]![0]!.published} packages published:`);
+    return caseNames.map((name, i) => {
+        const runs = results[i]!;
+        return {
+            name,
+            runs,
+            aptlyMs: med(runs, (c) => c.aptly.wallMs),
+            oursMs: med(runs, (c) => c.ours.wallMs),
+            engineMs: med(runs, (c) => c.detail.resolveMs + c.detail.syncMs),
+            aptlyRss: med(runs, (c) => c.aptly.maxRssKiB),
+            oursRss: med(runs, (c) => c.ours.maxRssKiB),
+            same: runs.every((c) => c.same),
+        };
+    });
+}
+
 /** The three cases (cold, no-op, changed), `--runs` times, interleaved. */
 async function threeCases(bench: Bench): Promise<void> {
     const { args } = bench;
@@ -512,24 +533,7 @@ async function threeCases(bench: Bench): Promise<void> {
     log("parsing a synthetic Packages index...");
     const parsing = await benchParsing(args.stanzas);
 
-    // Report: the median of the runs for each cell.
-    const med = (pick: (c: CaseRun) => number) => (runs: readonly CaseRun[]) => median(runs.map(pick));
-    const cases = caseNames.map((name, i) => {
-        const runs = results[i]!;
-        return {
-            name,
-            runs,
-            aptlyMs: med((c) => c.aptly.wallMs)(runs),
-            oursMs: med((c) => c.ours.wallMs)(runs),
-            engineMs: med((c) => c.detail.resolveMs + c.detail.syncMs)(runs),
-            aptlyRss: med((c) => c.aptly.maxRssKiB)(runs),
-            oursRss: med((c) => c.ours.maxRssKiB)(runs),
-            same: runs.every((c) => c.same),
-        };
-    });
-    log("");
-    log(`load: ${await loadLine()}`);
-    log(`median of ${args.runs} run(s), ${results[0]![0]!.published} packages published:`);
+    const cases = await reportMedians(args.runs, caseNames, results);
     log(
         markdownTable(
             [
@@ -755,15 +759,7 @@ async function realUpstream(bench: Bench): Promise<void> {
         const preview = await runPreview(bench, served);
         if (preview !== undefined) reportPreview(preview);
     }
-    log("");
-    log(`load: ${await loadLine()}`);
-    log(`median of ${args.runs} run(s), ${results[0]![0]!.published} packages published:`);
-    const rows = caseNames.map((name, i) => {
-        const runs = results[i]!;
-        const aptlyMs = median(runs.map((c) => c.aptly.wallMs));
-        const oursMs = median(runs.map((c) => c.ours.wallMs));
-        return { name, runs, aptlyMs, oursMs };
-    });
+    const rows = await reportMedians(args.runs, caseNames, results);
     log(
         markdownTable(
             [
@@ -780,13 +776,13 @@ async function realUpstream(bench: Bench): Promise<void> {
                 seconds(c.aptlyMs),
                 seconds(c.oursMs),
                 ratio(c.oursMs, c.aptlyMs),
-                mebibytes(median(c.runs.map((x) => x.aptly.maxRssKiB))),
-                mebibytes(median(c.runs.map((x) => x.ours.maxRssKiB))),
+                mebibytes(c.aptlyRss),
+                mebibytes(c.oursRss),
                 c.runs.map((x) => `${seconds(x.aptly.wallMs)} / ${seconds(x.ours.wallMs)}`).join(", "),
             ]),
         ),
     );
-    log(`same package set: ${rows.every((c) => c.runs.every((x) => x.same)) ? "yes" : "no"}`);
+    log(`same package set: ${rows.every((c) => c.same) ? "yes" : "no"}`);
     log("targets:");
     target("real upstream, cold ours/aptly", rows[0]!.oursMs / rows[0]!.aptlyMs, 0.8);
 }
